@@ -56,6 +56,36 @@ export const configSchema = z.object({
   CLIPMOD_PROBE_PORT: integer(0, 65535).default(9464),
   /** Refuse to start when Redis persistence (AOF) is off; on in production profiles. */
   CLIPMOD_REQUIRE_AOF: booleanFlag.default(false),
+  /** Folder of models fetched or built by `serve` when MODEL_DIR is unset. */
+  CLIPMOD_MODEL_CACHE_DIR: z.string().min(1).default('.data/models'),
+  /** ONNX execution provider: auto (GPU first, then CPU), cuda, tensorrt or cpu. */
+  CLIPMOD_EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'tensorrt', 'cpu']).default('auto'),
+  /** ONNX intra-op threads; 0 lets onnxruntime choose (one per core). */
+  CLIPMOD_INTRA_OP_THREADS: integer(0, 256).default(0),
+  /** Images per ONNX call: 4–16 suit CPUs, 32–256 GPUs. */
+  CLIPMOD_MAX_BATCH_SIZE: integer(1, 1024).default(16),
+  /** How long a partial batch waits for more images before it runs. */
+  CLIPMOD_MAX_BATCH_WAIT_MS: integer(0, 10_000).default(10),
+  /** Jobs one inference worker holds at once; 0 means twice the batch size (one batch runs, one fills). */
+  CLIPMOD_WORKER_CONCURRENCY: integer(0, 4096).default(0),
+  /** BullMQ lock; must exceed the worst batch time or healthy jobs are treated as stalled. */
+  CLIPMOD_LOCK_DURATION_MS: integer(1_000, 600_000).default(30_000),
+  /** exact (bit-equal to Hugging Face CLIPImageProcessor) or fast (sharp resize, shrink-on-load). */
+  CLIPMOD_PREPROCESS_MODE: z.enum(['exact', 'fast']).default('exact'),
+  /** exif: score the upright image (service default); raw: the stored pixels, as CLIPImageProcessor. */
+  CLIPMOD_ORIENTATION: z.enum(['exif', 'raw']).default('exif'),
+  /** Frames scored per animated image (first, last and evenly spaced between). */
+  CLIPMOD_MAX_FRAMES: integer(1, 64).default(4),
+  /** Largest accepted image, in bytes (also bounds request bodies). */
+  CLIPMOD_MAX_IMAGE_BYTES: integer(1_024, 200_000_000).default(20_000_000),
+  /** Largest accepted image, in pixels (width × height), checked before decoding. */
+  CLIPMOD_MAX_IMAGE_PIXELS: integer(1, 1_000_000_000).default(40_000_000),
+  /** How long finished moderations stay readable. */
+  CLIPMOD_RESULT_TTL_SECONDS: integer(60, 31_536_000).default(604_800),
+  /** How long submitted image bytes may wait in Redis before a worker takes them. */
+  CLIPMOD_IMAGE_TTL_SECONDS: integer(60, 604_800).default(3_600),
+  /** Upper bound of `?wait=MS` on synchronous requests. */
+  CLIPMOD_MAX_SYNC_WAIT_MS: integer(0, 300_000).default(30_000),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

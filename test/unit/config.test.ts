@@ -45,3 +45,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CLIPMOD_REQUIRE_AOF: 'maybe' })).toThrow(/CLIPMOD_REQUIRE_AOF/);
   });
 });
+
+describe('.env.example', () => {
+  it('documents every setting of the schema, each with a comment, and nothing else', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { configSchema } = await import('../../shared/config/config-schema.ts');
+    const lines = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8').split('\n');
+    const documented = lines.flatMap((line, i) => {
+      const match = /^([A-Z_]+)=/.exec(line);
+      return match ? [{ name: match[1], hasComment: (lines[i - 1] ?? '').startsWith('#') }] : [];
+    });
+    expect(documented.map((d) => d.name).sort()).toEqual(Object.keys(configSchema.shape).sort());
+    expect(documented.filter((d) => !d.hasComment)).toEqual([]);
+  });
+});

@@ -1,0 +1,36 @@
+// Queue plumbing shared by the API (producer) and workers (consumers): the job catalog and BullMQ
+// queue construction with the deployment's hash-tagged prefix. Depends on bullmq and shared/errors.
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ClipmodError } from '../errors/index.ts';
+import { inferenceJobOptions, type JobName, type JobPayload, jobSchemas, queueNames } from './job-catalog.ts';
+
+export {
+  inferenceJobOptions,
+  isJobName,
+  type JobName,
+  type JobPayload,
+  jobSchemas,
+  queueNames,
+} from './job-catalog.ts';
+
+/** BullMQ wants the prefix without a trailing colon; ours is `{clipmod}` (a Redis Cluster hash tag). */
+export function createInferenceQueue(connection: Redis, prefix: string): Queue {
+  return new Queue(queueNames.inference, { connection, prefix, defaultJobOptions: inferenceJobOptions });
+}
+
+export function createInferenceQueueEvents(connection: Redis, prefix: string): QueueEvents {
+  return new QueueEvents(queueNames.inference, { connection, prefix });
+}
+
+/** Validate before add, so a bad payload is a 500 here and never a poison job in the queue. */
+export function parsePayload<N extends JobName>(name: N, payload: unknown): JobPayload<N> {
+  const parsed = jobSchemas[name].safeParse(payload);
+  if (!parsed.success) {
+    throw new ClipmodError(
+      'internal',
+      `invalid ${name} payload: ${parsed.error.issues[0]?.message ?? 'unknown'}`,
+    );
+  }
+  return parsed.data as JobPayload<N>;
+}
