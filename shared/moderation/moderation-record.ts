@@ -1,24 +1,10 @@
 import { z } from 'zod';
+import type { Verdict } from '../policy/index.ts';
 
 // The stored shape of one moderation, as GET /v1/moderations/:id returns it (minus `tenant`).
 
 export const moderationStatuses = ['queued', 'processing', 'completed', 'failed'] as const;
 export type ModerationStatus = (typeof moderationStatuses)[number];
-
-export type LabelVerdict = {
-  id: string;
-  score: number;
-  threshold: number;
-  triggered: boolean;
-  action: 'block' | 'review' | 'allow';
-  evidence: { prompt: string; frame?: number };
-};
-
-export type Verdict = {
-  action: 'block' | 'review' | 'allow';
-  flagged: boolean;
-  labels: LabelVerdict[];
-};
 
 export type ModerationRecord = {
   id: string;

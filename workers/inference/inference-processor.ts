@@ -1,0 +1,173 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import {
+  type ClipModel,
+  embedTextsCached,
+  ensembleClassEmbeddings,
+  expandPrompts,
+  rankLabels,
+  type TextEmbeddingCache,
+  zeroShotProbabilities,
+} from '../../shared/clip/index.ts';
+import { ClipmodError, isClipmodError } from '../../shared/errors/index.ts';
+import type { Logger } from '../../shared/logger/index.ts';
+import type { ModerationRecord, ModerationStore } from '../../shared/moderation/index.ts';
+import { decideVerdict, type PolicyDocument } from '../../shared/policy/index.ts';
+import { isJobName, type JobPayload, parsePayload } from '../../shared/queue/index.ts';
+import type { ImageEmbedder } from './image-embedder.ts';
+import { type PreparedPolicy, policyTexts, preparePolicy, scorePolicy } from './policy-scoring.ts';
+
+export type InferenceProcessorDeps = {
+  model: ClipModel;
+  embedder: ImageEmbedder;
+  store: ModerationStore;
+  textCache: TextEmbeddingCache;
+  loadPolicy(tenant: string, id: string, version: number): Promise<PolicyDocument | undefined>;
+  logger: Logger;
+  /** Appended to the model id in every verdict, e.g. a warning that a test model is in use. */
+  modelNote?: string;
+  onTextCache?(hits: number, misses: number): void;
+};
+
+/** The BullMQ processor of the inference queue: one job = one image, batched underneath. */
+export function createInferenceProcessor(deps: InferenceProcessorDeps) {
+  const prepared = new Map<string, PreparedPolicy>();
+
+  async function preparedPolicy(tenant: string, id: string, version: number): Promise<PreparedPolicy> {
+    const key = `${tenant}\u0000${id}\u0000${version}`;
+    const hit = prepared.get(key);
+    if (hit) return hit;
+    const document = await deps.loadPolicy(tenant, id, version);
+    if (!document) throw new ClipmodError('not_found', `policy ${id} version ${version} no longer exists`);
+    const { embeddings, hits, misses } = await embedTextsCached(
+      deps.model,
+      deps.textCache,
+      policyTexts(document),
+    );
+    deps.onTextCache?.(hits, misses);
+    const result = preparePolicy(document, embeddings, deps.model.embeddingDim);
+    if (prepared.size >= 256) prepared.delete(prepared.keys().next().value!);
+    prepared.set(key, result);
+    return result;
+  }
+
+  async function imageBytes(id: string): Promise<Buffer> {
+    const bytes = await deps.store.image(id);
+    if (!bytes) throw new ClipmodError('not_found', 'the submitted image expired before a worker took it');
+    return bytes;
+  }
+
+  async function moderate(job: Job, payload: JobPayload<'moderation.run'>): Promise<ModerationRecord> {
+    const record = await deps.store.get(payload.moderationId);
+    if (!record) throw new UnrecoverableError(`moderation ${payload.moderationId} not found`);
+    if (record.status === 'completed' || record.status === 'failed') return record; // a redelivered job
+    const startedAt = new Date();
+    await deps.store.save({
+      ...record,
+      status: 'processing',
+      startedAt: startedAt.toISOString(),
+      attempts: job.attemptsMade + 1,
+    });
+    const policy = await preparedPolicy(record.tenant, record.policy.id, record.policy.version);
+    const image = await deps.embedder.embed(await imageBytes(record.id));
+    const results = scorePolicy(policy, image.embeddings, image.frameIndexes, deps.model.logitScale);
+    const completedAt = new Date();
+    const finished: ModerationRecord = {
+      ...record,
+      status: 'completed',
+      model: modelName(deps),
+      verdict: decideVerdict(policy.document, results),
+      timings: {
+        queuedMs: startedAt.getTime() - Date.parse(record.createdAt),
+        preprocessMs: round(image.preprocessMs),
+        inferenceMs: round(image.inferenceMs),
+        totalMs: completedAt.getTime() - Date.parse(record.createdAt),
+      },
+      attempts: job.attemptsMade + 1,
+      startedAt: startedAt.toISOString(),
+      completedAt: completedAt.toISOString(),
+    };
+    await deps.store.save(finished);
+    await deps.store.deleteImage(record.id);
+    return finished;
+  }
+
+  async function classify(payload: JobPayload<'classify.run'>) {
+    const templates = payload.templates ?? ['{}'];
+    const texts = expandPrompts(payload.labels, templates);
+    const { embeddings } = await embedTextsCached(deps.model, deps.textCache, texts);
+    const classes = ensembleClassEmbeddings(embeddings, deps.model.embeddingDim, templates.length);
+    const image = await deps.embedder.embed(await imageBytes(payload.requestId));
+    await deps.store.deleteImage(payload.requestId);
+    const first = image.embeddings.subarray(0, deps.model.embeddingDim);
+    const scores = zeroShotProbabilities(first, classes, deps.model.embeddingDim, deps.model.logitScale);
+    return { model: modelName(deps), results: rankLabels(payload.labels, scores) };
+  }
+
+  async function embed(payload: JobPayload<'embedding.run'>) {
+    const dim = deps.model.embeddingDim;
+    if (payload.kind === 'text') {
+      const rows = await deps.model.encodeTexts(payload.texts);
+      return {
+        model: modelName(deps),
+        dim,
+        embeddings: payload.texts.map((_, i) => Array.from(rows.subarray(i * dim, (i + 1) * dim))),
+      };
+    }
+    const image = await deps.embedder.embed(await imageBytes(payload.requestId));
+    await deps.store.deleteImage(payload.requestId);
+    return { model: modelName(deps), dim, embeddings: [Array.from(image.embeddings.subarray(0, dim))] };
+  }
+
+  async function run(job: Job): Promise<unknown> {
+    if (!isJobName(job.name)) throw new UnrecoverableError(`unknown job ${job.name}`);
+    if (job.name === 'moderation.run') return moderate(job, parsePayload('moderation.run', job.data));
+    if (job.name === 'classify.run') return classify(parsePayload('classify.run', job.data));
+    return embed(parsePayload('embedding.run', job.data));
+  }
+
+  /** Bad input fails at once and for good; anything else retries, and the last attempt records the failure. */
+  return async function process(job: Job): Promise<unknown> {
+    try {
+      return await run(job);
+    } catch (error) {
+      const isPermanent =
+        error instanceof UnrecoverableError || (isClipmodError(error) && error.isClientError);
+      const isLastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (job.name === 'moderation.run' && (isPermanent || isLastAttempt))
+        await recordFailure(deps, job, error);
+      if (isPermanent)
+        throw error instanceof UnrecoverableError ? error : new UnrecoverableError(describe(error));
+      deps.logger.warn(
+        { jobId: job.id, err: error, attempt: job.attemptsMade + 1 },
+        'job failed; will retry',
+      );
+      throw error;
+    }
+  };
+}
+
+function describe(error: unknown): string {
+  return isClipmodError(error) ? `${error.code}: ${error.message}` : String(error);
+}
+
+async function recordFailure(deps: InferenceProcessorDeps, job: Job, error: unknown): Promise<void> {
+  const id = (job.data as { moderationId?: string }).moderationId;
+  const record = id ? await deps.store.get(id) : undefined;
+  if (!record || record.status === 'completed') return;
+  const known = isClipmodError(error) ? error : new ClipmodError('internal', 'inference failed');
+  await deps.store.save({
+    ...record,
+    status: 'failed',
+    model: modelName(deps),
+    error: { code: known.code, message: known.message },
+    attempts: job.attemptsMade + 1,
+    completedAt: new Date().toISOString(),
+  });
+  await deps.store.deleteImage(record.id);
+}
+
+function modelName(deps: InferenceProcessorDeps): string {
+  return deps.modelNote ? `${deps.model.modelId} (${deps.modelNote})` : deps.model.modelId;
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
