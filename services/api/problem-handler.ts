@@ -23,9 +23,19 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ClipmodError('not_found', `no route for ${req.method} ${req.path}`));
 };
 
-/** body-parser and friends throw http-errors with `type`/`status`; give them stable codes. */
+/** Redis away (no offline queue on request paths), full (noeviction OOM) or failing over. */
+const redisUnavailable =
+  /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ETIMEDOUT|MaxRetriesPerRequest|^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
+
+/** body-parser, ioredis and friends throw their own errors; give them stable codes. */
 function translateExpressError(error: unknown): unknown {
   if (isClipmodError(error) || typeof error !== 'object' || error === null) return error;
+  if (error instanceof Error && redisUnavailable.test(error.message)) {
+    return new ClipmodError('unavailable', 'storage is unavailable; retry shortly', {
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
   const { type, status } = error as { type?: string; status?: number };
   if (type === 'entity.too.large') return new ClipmodError('payload_too_large', 'request body too large');
   if (type === 'entity.parse.failed')

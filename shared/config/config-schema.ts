@@ -29,8 +29,8 @@ const redisUrl = z
   });
 
 export const configSchema = z.object({
-  /** API listen port. */
-  PORT: integer(1, 65535).default(8080),
+  /** API listen port; 0 picks a free one (logged at start). */
+  PORT: integer(0, 65535).default(8080),
   /** API listen address; 0.0.0.0 in containers. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Redis for queues and state. Unset: 127.0.0.1:6379 if it answers, else a private redis-server child. */
@@ -46,6 +46,10 @@ export const configSchema = z.object({
   MODEL_DIR: z.string().min(1).optional(),
   /** Bootstrap API key with moderate+admin scopes for tenant "default". */
   CLIPMOD_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Sustained requests per minute per API key on model routes (token bucket); 0 turns limiting off. */
+  CLIPMOD_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(600),
+  /** Requests one API key may make at once before the per-minute rate applies (bucket size). */
+  CLIPMOD_RATE_LIMIT_BURST: integer(1, 1_000_000).default(60),
   /** CIDRs that outgoing requests (image URLs, webhooks) may reach although private. */
   CLIPMOD_ALLOW_PRIVATE_NETWORKS: cidrList.default([]),
   /** pino level. */
