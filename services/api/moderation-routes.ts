@@ -76,7 +76,7 @@ export function moderationRouter(deps: ModerationRouterDeps): Router {
       metadata: parseField(metadataSchema, submission.fields.metadata ?? {}, 'metadata'),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     });
-    const record = await service.waitFor(tenant, id, waitMs);
+    const record = await service.waitForSubmitted(tenant, id, waitMs);
     res.setHeader('location', `/v1/moderations/${id}`);
     if (!isNew) res.setHeader('idempotent-replayed', 'true');
     if (record.status === 'completed' || record.status === 'failed')

@@ -81,15 +81,22 @@ export class ModerationService {
     return record;
   }
 
-  /** Waits up to waitMs for the moderation to finish; returns it in whatever state it then has. */
+  /** Waits up to waitMs for the tenant's moderation to finish; returns it in whatever state it then has. */
   async waitFor(tenant: string, id: string, waitMs: number): Promise<ModerationRecord> {
-    const record = await this.get(tenant, id).catch(() => undefined);
-    if (waitMs > 0 && !isTerminal(record)) await this.#waitForJob(id, waitMs).catch(() => undefined);
-    return this.get(tenant, id).catch((error: unknown) => {
-      // A concurrent duplicate may still be writing the record the idempotency key points at.
-      if (record === undefined) return { id, status: 'queued' } as ModerationRecord;
-      throw error;
-    });
+    const record = await this.get(tenant, id);
+    if (waitMs === 0 || isTerminal(record)) return record;
+    await this.#waitForJob(id, waitMs).catch(() => undefined);
+    return this.get(tenant, id);
+  }
+
+  /**
+   * Like waitFor, for an id just returned by submit(): a concurrent duplicate submission may still be
+   * writing the record its Idempotency-Key points at, which reads as queued rather than not found.
+   */
+  async waitForSubmitted(tenant: string, id: string, waitMs: number): Promise<ModerationRecord> {
+    const record = await this.#options.store.get(id);
+    if (record === undefined) return { id, status: 'queued' } as ModerationRecord;
+    return this.waitFor(tenant, id, waitMs);
   }
 
   /** Ad-hoc model work (classify, embeddings): image bytes stored under the request id, result awaited. */

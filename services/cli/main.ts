@@ -29,7 +29,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const found = findCommand(argv);
   if (!found) {
-    io.stderr.write(`clipmod: unknown command "${argv.slice(0, 2).join(' ')}" (see clipmod --help)\n`);
+    const group = commands.filter((c) => c.path.length > 1 && c.path[0] === argv[0]);
+    const reason =
+      group.length > 0
+        ? `clipmod ${argv[0]}: expected one of ${group.map((c) => c.path.slice(1).join(' ')).join(', ')}`
+        : `clipmod: unknown command "${argv[0]}"`;
+    io.stderr.write(`${reason} (see clipmod --help)\n`);
     return 2;
   }
   const { command, rest } = found;

@@ -39,14 +39,18 @@ export const serveCommand: CliCommand = {
     const logger = createLogger({ level: config.LOG_LEVEL, name: `clipmod-${selected.join('+')}` });
     const lifecycle = new Lifecycle({ stopTimeoutMs: config.CLIPMOD_SHUTDOWN_TIMEOUT_MS, logger });
     const stopped = new Promise<number>((resolve) => stopOnSignals(lifecycle, logger, resolve));
-    composeRoles({ config, logger, lifecycle, roles: selected });
+    const composed = composeRoles({ config, logger, lifecycle, roles: selected });
     try {
       await lifecycle.start();
     } catch (error) {
       await lifecycle.stop();
       throw error;
     }
-    logger.info({ roles: selected }, 'clipmod is ready');
+    const port = composed.apiPort();
+    logger.info(
+      { roles: selected, ...(port ? { url: `http://${config.HOST}:${port}` } : {}) },
+      'clipmod is ready',
+    );
     return stopped;
   },
 };

@@ -54,7 +54,7 @@ async function writeLine(stream: Writable, line: string): Promise<void> {
 
 export const tokenizeCommand: CliCommand = {
   path: ['tokenize'],
-  summary: 'Turn JSON Lines prompts into CLIP token ids (openai/CLIP parity)',
+  summary: 'turn JSON Lines prompts into CLIP token ids (openai/CLIP parity)',
   help: HELP,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {

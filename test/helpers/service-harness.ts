@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { composeRoles, type Role } from '../../services/cli/serve-roles.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { createLogger } from '../../shared/logger/index.ts';
+import { Lifecycle } from '../../shared/runtime/index.ts';
+
+export type ServiceHarness = {
+  baseUrl: string;
+  adminKey: string;
+  prefix: string;
+  redis: Redis;
+  /** fetch against the service with the admin key unless headers say otherwise. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+};
+
+/**
+ * The real service in this process — the same composition as `clipmod serve` — on a free loopback
+ * port, against the test Redis under a unique key prefix that stop() deletes.
+ */
+export async function startService(
+  options: { env?: Record<string, string>; roles?: Role[] } = {},
+): Promise<ServiceHarness> {
+  const prefix = `{clipmod-test-${randomBytes(4).toString('hex')}}`;
+  const adminKey = `admin-${randomBytes(12).toString('hex')}`;
+  const config = loadConfig({
+    REDIS_URL: process.env.REDIS_URL,
+    PORT: '0',
+    CLIPMOD_REDIS_PREFIX: prefix,
+    CLIPMOD_ADMIN_KEY: adminKey,
+    LOG_LEVEL: 'warn',
+    CLIPMOD_RATE_LIMIT_PER_MINUTE: '0',
+    ...options.env,
+  });
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'clipmod-test' });
+  const lifecycle = new Lifecycle({ stopTimeoutMs: 10_000, logger });
+  const composed = composeRoles({ config, logger, lifecycle, roles: options.roles ?? ['api', 'inference'] });
+  await lifecycle.start();
+  const baseUrl = `http://127.0.0.1:${composed.apiPort()}`;
+  const redis = new Redis(process.env.REDIS_URL!);
+  return {
+    baseUrl,
+    adminKey,
+    prefix,
+    redis,
+    request: (path, init = {}) =>
+      fetch(`${baseUrl}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${adminKey}`, ...(init.headers as Record<string, string>) },
+      }),
+    async stop() {
+      await lifecycle.stop();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      redis.disconnect();
+    },
+  };
+}
