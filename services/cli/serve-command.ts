@@ -1,3 +1,4 @@
+import { configureImageDecoding } from '../../shared/clip/index.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger/index.ts';
 import { Lifecycle, stopOnSignals } from '../../shared/runtime/index.ts';
@@ -36,6 +37,7 @@ export const serveCommand: CliCommand = {
   async run(args, io) {
     const selected = parseRoles(args);
     const config = loadConfig(io.env);
+    configureImageDecoding();
     const logger = createLogger({ level: config.LOG_LEVEL, name: `clipmod-${selected.join('+')}` });
     const lifecycle = new Lifecycle({ stopTimeoutMs: config.CLIPMOD_SHUTDOWN_TIMEOUT_MS, logger });
     const stopped = new Promise<number>((resolve) => stopOnSignals(lifecycle, logger, resolve));

@@ -260,3 +260,12 @@ export function restrictSharpLoaders(formats: readonly ImageFormat[] = DEFAULT_I
   sharp.block({ operation: ['VipsForeignLoad'] });
   sharp.unblock({ operation: formats.map((format) => LOADERS[format]) });
 }
+
+/**
+ * Process-wide libvips settings for a service: only the allowed loaders, and no operation cache
+ * (every submitted image is new, so the cache would only hold memory). Called once by `serve`.
+ */
+export function configureImageDecoding(formats: readonly ImageFormat[] = DEFAULT_IMAGE_LIMITS.formats): void {
+  restrictSharpLoaders(formats);
+  sharp.cache(false);
+}

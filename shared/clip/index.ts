@@ -13,6 +13,7 @@ export {
 export { type ExecutionProviderChoice, executionProviderChoices } from './execution-providers.ts';
 export { DEFAULT_MAX_SAMPLED_FRAMES, preprocessFrames, sampleFrameIndexes } from './image-frames.ts';
 export {
+  configureImageDecoding,
   DEFAULT_IMAGE_LIMITS,
   type ImageFormat,
   type ImageInfo,

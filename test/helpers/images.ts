@@ -1,4 +1,4 @@
-// Test images: the CLIP preprocessing goldens (../shared/clip-reference/preprocess) and generators
+// Test images: the CLIP preprocessing goldens (test/fixtures/clip-reference/preprocess) and generators
 // built with sharp, including hostile inputs (decompression bombs, truncated files, off-list formats).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
