@@ -1,18 +1,16 @@
 import { readFile } from 'node:fs/promises';
-import { loadClipModel } from '../../shared/clip/clip-model.ts';
-import {
-  type ExecutionProviderChoice,
-  executionProviderChoices,
-} from '../../shared/clip/execution-providers.ts';
-import { preprocessImage } from '../../shared/clip/preprocess.ts';
 import {
   defaultPromptTemplate,
+  type ExecutionProviderChoice,
   ensembleClassEmbeddings,
+  executionProviderChoices,
   expandPrompts,
   type LabelScore,
+  loadClipModel,
+  preprocessImage,
   rankLabels,
   zeroShotProbabilities,
-} from '../../shared/clip/zero-shot.ts';
+} from '../../shared/clip/index.ts';
 import { ClipmodError } from '../../shared/errors/index.ts';
 import { type CliCommand, type CliIo, UsageError } from './command.ts';
 import { parseCommandArgs } from './parse-args.ts';

@@ -1,12 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { preprocessImage } from '../../shared/clip/preprocess.ts';
 import {
   OPENAI_CLIP_PREPROCESSOR,
   type PreprocessorConfig,
   parsePreprocessorConfig,
-} from '../../shared/clip/preprocessor-config.ts';
+  preprocessImage,
+} from '../../shared/clip/index.ts';
 import { ClipmodError } from '../../shared/errors/index.ts';
 import { type CliCommand, UsageError } from './command.ts';
 import { parseCommandArgs } from './parse-args.ts';

@@ -30,8 +30,9 @@ import { createInferenceWorker } from '../../workers/inference/inference-worker.
 import { resolveModel } from '../../workers/inference/resolve-model.ts';
 import { createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
-import { moderationRouter } from '../api/moderation-routes.ts';
+import { type ModerationRouterDeps, moderationRouter } from '../api/moderation-routes.ts';
 import { ModerationService } from '../api/moderation-service.ts';
+import { openAiModerationRouter } from '../api/openai-routes.ts';
 import { policyRouter } from '../api/policy-routes.ts';
 
 // The composition root of `clipmod serve`: the only place that wires services and workers together
@@ -118,6 +119,18 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
       });
       const tokenizer = await loadClipTokenizer(DEFAULT_TOKENIZER_DIR);
       const maxBytes = config.CLIPMOD_MAX_IMAGE_BYTES;
+      const moderation: ModerationRouterDeps = {
+        service: new ModerationService({ store, policies, queue, queueEvents }),
+        guard: auth.modelRouteGuard,
+        imageLimits: imageLimits(config),
+        maxSyncWaitMs: config.CLIPMOD_MAX_SYNC_WAIT_MS,
+        intake: {
+          maxImageBytes: maxBytes,
+          maxBodyBytes: Math.ceil(maxBytes * 1.4) + 65_536,
+          fetchImage: async (url) =>
+            (await safeFetch(url, { ...imageFetchDefaults, allowList, maxBytes })).body,
+        },
+      };
       app = createApp({
         logger,
         registry,
@@ -129,18 +142,8 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
             authorize: auth.modelRouteGuard.slice(0, 1),
             countTokens: (text) => tokenizer.countTokens(text),
           }),
-          moderationRouter({
-            service: new ModerationService({ store, policies, queue, queueEvents }),
-            guard: auth.modelRouteGuard,
-            imageLimits: imageLimits(config),
-            maxSyncWaitMs: config.CLIPMOD_MAX_SYNC_WAIT_MS,
-            intake: {
-              maxImageBytes: maxBytes,
-              maxBodyBytes: Math.ceil(maxBytes * 1.4) + 65_536,
-              fetchImage: async (url) =>
-                (await safeFetch(url, { ...imageFetchDefaults, allowList, maxBytes })).body,
-            },
-          }),
+          moderationRouter(moderation),
+          openAiModerationRouter({ ...moderation, policies }),
         ],
       });
     },

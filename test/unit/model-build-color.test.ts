@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-// Direct onnxruntime import until the lead switches these tests to shared/clip/onnx-runtime.ts.
-import * as ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { colorEmbeddingDim } from '../../shared/clip/model-build/index.ts';
+import { createOnnxSession, type OnnxSession, type OnnxTensor } from '../../shared/clip/onnx-runtime.ts';
 import { builtModel } from '../helpers/models.ts';
 
 const mean = [0.48145466, 0.4578275, 0.40821073];
@@ -28,16 +27,21 @@ const flatColors: { word: string; rgb: [number, number, number] }[] = [
 const colorWords = ['red', 'green', 'blue', 'yellow', 'black', 'white', 'orange', 'purple', 'pink', 'gray'];
 
 let modelDir: string;
-let vision: ort.InferenceSession;
-let text: ort.InferenceSession;
+let vision: OnnxSession;
+let text: OnnxSession;
 let tokenizer: Tokenizer;
 
 beforeAll(async () => {
   modelDir = await builtModel('color');
-  vision = await ort.InferenceSession.create(join(modelDir, 'onnx', 'vision_model.onnx'));
-  text = await ort.InferenceSession.create(join(modelDir, 'onnx', 'text_model.onnx'));
+  const cpu = { executionProviders: ['cpu'] } as const;
+  vision = await createOnnxSession(join(modelDir, 'onnx', 'vision_model.onnx'), cpu);
+  text = await createOnnxSession(join(modelDir, 'onnx', 'text_model.onnx'), cpu);
   const readJson = async (file: string) => JSON.parse(await readFile(join(modelDir, file), 'utf8'));
   tokenizer = new Tokenizer(await readJson('tokenizer.json'), await readJson('tokenizer_config.json'));
+});
+
+afterAll(async () => {
+  await Promise.all([vision?.close(), text?.close()]);
 });
 
 /** A [3,224,224] tensor of one colour, normalised as CLIPImageProcessor does. */
@@ -54,20 +58,26 @@ function flatImage(rgb: readonly number[]): Float32Array {
 async function imageEmbeddings(images: Float32Array[]): Promise<Float32Array[]> {
   const batch = new Float32Array(images.length * images[0]!.length);
   for (const [index, image] of images.entries()) batch.set(image, index * image.length);
-  const feeds = { pixel_values: new ort.Tensor('float32', batch, [images.length, 3, 224, 224]) };
-  return rows((await vision.run(feeds)).image_embeds!, images.length);
+  const feeds = {
+    pixel_values: { elementType: 'float32', data: batch, dims: [images.length, 3, 224, 224] },
+  } as const;
+  return rows((await vision.run(feeds, ['image_embeds'])).image_embeds!, images.length);
 }
 
 async function textEmbeddings(idRows: number[][], padId = eos): Promise<Float32Array[]> {
   const length = Math.max(...idRows.map((ids) => ids.length));
   const padded = idRows.flatMap((ids) => [...ids, ...Array<number>(length - ids.length).fill(padId)]);
   const feeds = {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from(padded, BigInt), [idRows.length, length]),
-  };
-  return rows((await text.run(feeds)).text_embeds!, idRows.length);
+    input_ids: {
+      elementType: 'int64',
+      data: BigInt64Array.from(padded, BigInt),
+      dims: [idRows.length, length],
+    },
+  } as const;
+  return rows((await text.run(feeds, ['text_embeds'])).text_embeds!, idRows.length);
 }
 
-function rows(tensor: ort.Tensor, count: number): Float32Array[] {
+function rows(tensor: OnnxTensor, count: number): Float32Array[] {
   const data = tensor.data as Float32Array;
   const width = data.length / count;
   return Array.from({ length: count }, (_, index) => data.slice(index * width, (index + 1) * width));
@@ -149,7 +159,7 @@ describe('color model', () => {
     const config = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8'));
     expect(settings).toMatchObject({ id: 'clipmod/color-v1', builtKind: 'color', logitScale: 100 });
     expect(config.projection_dim).toBe(colorEmbeddingDim);
-    expect(vision.outputNames).toEqual(['image_embeds']);
-    expect(text.inputNames).toEqual(['input_ids']);
+    expect(vision.outputs.map((output) => output.name)).toEqual(['image_embeds']);
+    expect(text.inputs.map((input) => input.name)).toEqual(['input_ids']);
   });
 });

@@ -1,8 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-// Direct onnxruntime import until the lead switches these tests to shared/clip/onnx-runtime.ts.
-import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { float, int, ints, OnnxGraph } from '../../shared/clip/model-build/onnx-graph.ts';
 import { encodeModel } from '../../shared/clip/model-build/onnx-model-encoder.ts';
@@ -12,6 +10,7 @@ import {
   protoBytes,
   writeProtoFile,
 } from '../../shared/clip/model-build/protobuf-writer.ts';
+import { createOnnxSession } from '../../shared/clip/onnx-runtime.ts';
 
 const scratchDirs: string[] = [];
 
@@ -111,12 +110,20 @@ describe('ONNX model encoding', () => {
     const path = await scratchFile('probe.onnx');
     await writeProtoFile(path, encodeModel(graph, { producerName: 'clipmod-test', producerVersion: '0' }));
 
-    const session = await ort.InferenceSession.create(path);
-    const input = new ort.Tensor('float32', Float32Array.of(0, 0, 0, 4, 4, -4), [2, 3]);
-    const result = await session.run({ x: input });
-    expect(result.y!.dims).toEqual([3, 2]);
-    expect(Array.from(result.y!.data as Float32Array)).toEqual([1, 5, -0.5, 2, 0.5, -0.875]);
-    expect(result.best!.data).toEqual(BigInt64Array.of(1n));
+    const session = await createOnnxSession(path, { executionProviders: ['cpu'] });
+    try {
+      const input = {
+        elementType: 'float32',
+        data: Float32Array.of(0, 0, 0, 4, 4, -4),
+        dims: [2, 3],
+      } as const;
+      const result = await session.run({ x: input }, ['y', 'best']);
+      expect(result.y!.dims).toEqual([3, 2]);
+      expect(Array.from(result.y!.data as Float32Array)).toEqual([1, 5, -0.5, 2, 0.5, -0.875]);
+      expect(result.best!.data).toEqual(BigInt64Array.of(1n));
+    } finally {
+      await session.close();
+    }
   });
 
   it('refuses two values with the same name in one graph', () => {

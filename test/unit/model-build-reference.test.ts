@@ -1,9 +1,8 @@
 import { join } from 'node:path';
-// Direct onnxruntime import until the lead switches these tests to shared/clip/onnx-runtime.ts.
-import * as ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTransformerGraphs, transformerSpecs } from '../../shared/clip/model-build/index.ts';
 import type { OnnxGraph } from '../../shared/clip/model-build/onnx-graph.ts';
+import { createOnnxSession, type OnnxSession } from '../../shared/clip/onnx-runtime.ts';
 import { builtModel } from '../helpers/models.ts';
 
 // A straightforward, loop-by-loop CLIP forward pass written from openai/CLIP model.py, run on the
@@ -164,15 +163,20 @@ function referenceVision(image: Float32Array, w: Weights): Float32Array {
   return linear(cls, 1, w('visual.proj'), projectionDim);
 }
 
-let sessions: { vision: ort.InferenceSession; text: ort.InferenceSession };
+let sessions: { vision: OnnxSession; text: OnnxSession };
 const graphs = buildTransformerGraphs('tiny');
 
 beforeAll(async () => {
   const dir = await builtModel('tiny');
+  const cpu = { executionProviders: ['cpu'] } as const;
   sessions = {
-    vision: await ort.InferenceSession.create(join(dir, 'onnx', 'vision_model.onnx')),
-    text: await ort.InferenceSession.create(join(dir, 'onnx', 'text_model.onnx')),
+    vision: await createOnnxSession(join(dir, 'onnx', 'vision_model.onnx'), cpu),
+    text: await createOnnxSession(join(dir, 'onnx', 'text_model.onnx'), cpu),
   };
+});
+
+afterAll(async () => {
+  await Promise.all([sessions?.vision.close(), sessions?.text.close()]);
 });
 
 function expectClose(actual: Float32Array, expected: Float32Array): void {
@@ -185,15 +189,17 @@ function expectClose(actual: Float32Array, expected: Float32Array): void {
 describe('tiny model against a plain CLIP forward pass', () => {
   it('computes text_embeds like CLIP encode_text (causal attention, pooled at the first EOS)', async () => {
     const ids = [49406, 320, 736, 3360, 2867, 49407, 49407];
-    const feeds = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
-    const actual = (await sessions.text.run(feeds)).text_embeds!.data as Float32Array;
+    const feeds = {
+      input_ids: { elementType: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [1, ids.length] },
+    } as const;
+    const actual = (await sessions.text.run(feeds, ['text_embeds'])).text_embeds!.data as Float32Array;
     expectClose(actual, referenceText(ids, weightsOf(graphs.text)));
   });
 
   it('computes image_embeds like CLIP encode_image (patchify, class token, ln_post, projection)', async () => {
     const image = Float32Array.from({ length: 3 * 224 * 224 }, (_, index) => Math.cos(index * 0.013) * 1.5);
-    const feeds = { pixel_values: new ort.Tensor('float32', image, [1, 3, 224, 224]) };
-    const actual = (await sessions.vision.run(feeds)).image_embeds!.data as Float32Array;
+    const feeds = { pixel_values: { elementType: 'float32', data: image, dims: [1, 3, 224, 224] } } as const;
+    const actual = (await sessions.vision.run(feeds, ['image_embeds'])).image_embeds!.data as Float32Array;
     expectClose(actual, referenceVision(image, weightsOf(graphs.vision)));
   });
 });

@@ -1,10 +1,14 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-// Direct onnxruntime import until the lead switches these tests to shared/clip/onnx-runtime.ts.
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../../shared/clip/model-build/index.ts';
+import {
+  createOnnxSession,
+  type OnnxSession,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from '../../shared/clip/onnx-runtime.ts';
 import { builtModel } from '../helpers/models.ts';
 
 const bos = 49406;
@@ -12,17 +16,19 @@ const eos = 49407;
 const projectionDim = 32;
 
 let modelDir: string;
-let vision: ort.InferenceSession;
-let text: ort.InferenceSession;
+let vision: OnnxSession;
+let text: OnnxSession;
 const scratchDirs: string[] = [];
 
 beforeAll(async () => {
   modelDir = await builtModel('tiny');
-  vision = await ort.InferenceSession.create(join(modelDir, 'onnx', 'vision_model.onnx'));
-  text = await ort.InferenceSession.create(join(modelDir, 'onnx', 'text_model.onnx'));
+  const cpu = { executionProviders: ['cpu'] } as const;
+  vision = await createOnnxSession(join(modelDir, 'onnx', 'vision_model.onnx'), cpu);
+  text = await createOnnxSession(join(modelDir, 'onnx', 'text_model.onnx'), cpu);
 });
 
 afterAll(async () => {
+  await Promise.all([vision?.close(), text?.close()]);
   await Promise.all(scratchDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
@@ -40,18 +46,21 @@ function pixels(count: number, phase: number): Float32Array {
   );
 }
 
-async function embedImages(values: Float32Array, count: number): Promise<ort.Tensor> {
-  return (await vision.run({ pixel_values: new ort.Tensor('float32', values, [count, 3, 224, 224]) }))
-    .image_embeds!;
+async function embedImages(values: Float32Array, count: number): Promise<OnnxTensor> {
+  const pixelValues = { elementType: 'float32', data: values, dims: [count, 3, 224, 224] } as const;
+  return (await vision.run({ pixel_values: pixelValues }, ['image_embeds'])).image_embeds!;
 }
 
-async function embedTexts(idRows: number[][]): Promise<ort.Tensor> {
+async function embedTexts(idRows: number[][]): Promise<OnnxTensor> {
   const length = idRows[0]!.length;
   const ids = BigInt64Array.from(idRows.flat(), BigInt);
-  return (await text.run({ input_ids: new ort.Tensor('int64', ids, [idRows.length, length]) })).text_embeds!;
+  const inputIds = { elementType: 'int64', data: ids, dims: [idRows.length, length] } as const;
+  return (await text.run({ input_ids: inputIds }, ['text_embeds'])).text_embeds!;
 }
 
-function row(tensor: ort.Tensor, index: number): number[] {
+const names = (values: readonly OnnxValueInfo[]) => values.map((value) => value.name);
+
+function row(tensor: OnnxTensor, index: number): number[] {
   const width = tensor.dims[1]!;
   return Array.from((tensor.data as Float32Array).subarray(index * width, (index + 1) * width));
 }
@@ -64,15 +73,16 @@ function expectClose(actual: number[], expected: number[]): void {
 
 describe('tiny model graphs', () => {
   it('declares the contract names, types and dynamic batch and length', () => {
-    expect(vision.inputNames).toEqual(['pixel_values']);
-    expect(vision.outputNames).toEqual(['image_embeds']);
-    expect(text.inputNames).toEqual(['input_ids']);
-    expect(text.outputNames).toEqual(['text_embeds']);
-    const pixelInput = vision.inputMetadata[0]!;
-    const idsInput = text.inputMetadata[0]!;
-    expect(pixelInput.isTensor && pixelInput.shape).toEqual(['batch_size', 3, 224, 224]);
-    expect(idsInput.isTensor && idsInput.type).toBe('int64');
-    expect(idsInput.isTensor && idsInput.shape).toEqual(['batch_size', 'sequence_length']);
+    expect(names(vision.inputs)).toEqual(['pixel_values']);
+    expect(names(vision.outputs)).toEqual(['image_embeds']);
+    expect(names(text.inputs)).toEqual(['input_ids']);
+    expect(names(text.outputs)).toEqual(['text_embeds']);
+    expect(vision.inputs[0]).toMatchObject({ isTensor: true, shape: ['batch_size', 3, 224, 224] });
+    expect(text.inputs[0]).toMatchObject({
+      isTensor: true,
+      elementType: 'int64',
+      shape: ['batch_size', 'sequence_length'],
+    });
   });
 
   it('embeds any batch size to finite [N, 32] vectors, each image independent of the batch', async () => {
