@@ -1,6 +1,6 @@
 import express, { type ErrorRequestHandler, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
-import { DEFAULT_IMAGE_LIMITS, type ImageInfo, probeImage } from '../../shared/clip/index.ts';
+import { type ImageInfo, probeImage } from '../../shared/clip/index.ts';
 import { ClipmodError, type ErrorCode, errorCatalog, isClipmodError } from '../../shared/errors/index.ts';
 import { type ModerationRecord, newRequestId } from '../../shared/moderation/index.ts';
 import {
@@ -11,9 +11,7 @@ import {
   type Verdict,
 } from '../../shared/policy/index.ts';
 import { principalOf } from './auth/index.ts';
-import { decodeBase64Image } from './intake/base64-image.ts';
-import { checkImage } from './intake/image-collector.ts';
-import { readOptionalSubmission } from './intake/index.ts';
+import { readImageReference, readOptionalSubmission } from './intake/index.ts';
 import type { ModerationRouterDeps } from './moderation-routes.ts';
 import {
   type OpenAiModerationResult,
@@ -132,12 +130,8 @@ async function resolvePolicy(
 
 /** Bytes from a data URL or an http(s) URL, checked like the native intake; errors name the part. */
 async function loadImage(ref: ImageRef, deps: OpenAiRouterDeps): Promise<{ image: Buffer; info: ImageInfo }> {
-  const { maxImageBytes, formats = DEFAULT_IMAGE_LIMITS.formats } = deps.intake;
   try {
-    const bytes = ref.url.startsWith('data:')
-      ? decodeBase64Image(ref.url, maxImageBytes)
-      : await deps.intake.fetchImage(ref.url);
-    const { image } = checkImage(bytes, maxImageBytes, formats);
+    const { image } = await readImageReference({ url: ref.url }, deps.intake);
     return { image, info: await probeImage(image, deps.imageLimits) };
   } catch (error) {
     if (!isClipmodError(error) || !error.isClientError) throw error;

@@ -46,6 +46,7 @@ export {
   RedisTextEmbeddingCache,
   type TextEmbeddingCache,
 } from './text-embedding-cache.ts';
+export { loadThreadedClipModel, type ThreadedClipModel } from './threaded-clip-model.ts';
 export {
   cosineScores,
   defaultPromptTemplate,

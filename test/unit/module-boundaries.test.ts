@@ -18,10 +18,6 @@ const compositionRoot = 'services/cli/serve-roles.ts';
  */
 const allowedDeepImports: Readonly<Record<string, readonly string[]>> = {
   // Production code written before shared/clip/index.ts existed; the index exports every name they use.
-  'services/api/intake/image-collector.ts': ['shared/clip/image-probe.ts'],
-  'services/api/intake/read-json-body.ts': ['shared/clip/image-probe.ts'],
-  'services/api/intake/read-multipart.ts': ['shared/clip/image-probe.ts'],
-  'services/api/intake/read-submission.ts': ['shared/clip/image-probe.ts'],
   // Tests and test tooling that pin down module internals; several use names the index also exports.
   'test/bench/preprocess-bench.ts': ['shared/clip/preprocess.ts'],
   'test/helpers/global-setup.ts': ['shared/redis/embedded-redis.ts'],

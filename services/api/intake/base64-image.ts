@@ -12,17 +12,15 @@ const WHITESPACE = /[\t\n\r ]+/g;
 /** The standard and the URL-safe alphabet; Buffer's `base64` decoder reads both. */
 const OUTSIDE_ALPHABETS = /[^A-Za-z0-9+/_-]/;
 
-function invalid(message: string): ClipmodError {
-  return new ClipmodError('bad_request', `image.base64 is not valid base64: ${message}`, {
-    details: { field: 'image.base64' },
-  });
+function invalid(field: string, message: string): ClipmodError {
+  return new ClipmodError('bad_request', `${field} is not valid base64: ${message}`, { details: { field } });
 }
 
-function stripDataUrl(text: string): string {
-  if (!text.startsWith('data:')) return text;
+function stripDataUrl(text: string, field: string): string {
+  if (!/^data:/i.test(text)) return text;
   const header = DATA_URL_HEADER.exec(text)?.[0];
-  if (header === undefined) throw invalid('the data URL has no comma after its header.');
-  if (!/;base64,$/i.test(header)) throw invalid('only base64 data URLs are accepted (";base64,").');
+  if (header === undefined) throw invalid(field, 'the data URL has no comma after its header.');
+  if (!/;base64,$/i.test(header)) throw invalid(field, 'only base64 data URLs are accepted (";base64,").');
   return text.slice(header.length);
 }
 
@@ -36,14 +34,14 @@ function trailingPadding(text: string): number {
  * Decodes standard or URL-safe base64, padded or not, bare or as a data URL. Refuses a decoded size
  * over `maxImageBytes` before decoding anything.
  */
-export function decodeBase64Image(text: string, maxImageBytes: number): Buffer {
-  const compact = stripDataUrl(text).replace(WHITESPACE, '');
+export function decodeBase64Image(text: string, maxImageBytes: number, field = 'image.base64'): Buffer {
+  const compact = stripDataUrl(text, field).replace(WHITESPACE, '');
   const padding = trailingPadding(compact);
   const digits = compact.length - padding;
   const outside = OUTSIDE_ALPHABETS.exec(compact.slice(0, digits));
-  if (outside !== null) throw invalid(`unexpected character ${JSON.stringify(outside[0])}.`);
-  if (padding > 2 || (padding > 0 && compact.length % 4 !== 0)) throw invalid('wrong padding.');
-  if (digits % 4 === 1) throw invalid('the text is cut short (length leaves a lone character).');
+  if (outside !== null) throw invalid(field, `unexpected character ${JSON.stringify(outside[0])}.`);
+  if (padding > 2 || (padding > 0 && compact.length % 4 !== 0)) throw invalid(field, 'wrong padding.');
+  if (digits % 4 === 1) throw invalid(field, 'the text is cut short (length leaves a lone character).');
   const sizeBytes = Math.floor((digits * 3) / 4);
   if (sizeBytes === 0) throw new ClipmodError('empty_image', 'Image is empty (0 bytes).');
   if (sizeBytes > maxImageBytes) throw limitExceeded(imageLimit(maxImageBytes));

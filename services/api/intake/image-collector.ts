@@ -2,7 +2,7 @@
 // checked as soon as the first bytes arrive, so a stream of HTML, SVG or garbage is refused without
 // being read to the end. The full header probe (dimensions, limits) happens later, in the route.
 
-import { type ImageFormat, sniffImageFormat } from '../../../shared/clip/image-probe.ts';
+import { type ImageFormat, sniffImageFormat } from '../../../shared/clip/index.ts';
 import { ClipmodError } from '../../../shared/errors/index.ts';
 import { type BodyLimit, limitExceeded } from './body-stream.ts';
 
@@ -23,9 +23,7 @@ function checkFormat(head: Uint8Array, formats: readonly ImageFormat[]): ImageFo
   throw new ClipmodError(
     'unsupported_format',
     `Image format not accepted: ${what}; send ${formats.join(', ')}.`,
-    {
-      details: { format: sniffed, allowed: formats },
-    },
+    { details: { format: sniffed, allowed: formats } },
   );
 }
 

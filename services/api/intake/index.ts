@@ -5,6 +5,7 @@
 export {
   type IntakeOptions,
   type OptionalSubmission,
+  readImageReference,
   readOptionalSubmission,
   readSubmission,
   type Submission,

@@ -3,7 +3,7 @@
 // bounded on their own so a small URL submission cannot carry megabytes of metadata.
 
 import type { Request } from 'express';
-import type { ImageFormat } from '../../../shared/clip/image-probe.ts';
+import type { ImageFormat } from '../../../shared/clip/index.ts';
 import { ClipmodError } from '../../../shared/errors/index.ts';
 import { decodeBase64Image } from './base64-image.ts';
 import { type BodyLimit, pumpBody } from './body-stream.ts';
@@ -31,13 +31,11 @@ export async function readJsonBody(req: Request, limits: JsonLimits): Promise<Js
     throw new ClipmodError(
       'payload_too_large',
       `Fields besides image exceed ${limits.maxFieldsBytes} bytes.`,
-      {
-        details: { limit: limits.maxFieldsBytes, sizeBytes: fieldsBytes },
-      },
+      { details: { limit: limits.maxFieldsBytes, sizeBytes: fieldsBytes } },
     );
   }
   if (image === undefined) return { image: undefined, fields };
-  return { image: await readJsonImage(image, limits), fields };
+  return { image: await readImageReference(image, limits), fields };
 }
 
 function parseJsonObject(text: string): Record<string, unknown> {
@@ -76,11 +74,17 @@ function imageSpec(value: unknown): ImageSpec {
   });
 }
 
-/** URL images go through the caller's fetchImage, so the SSRF policy lives in one place. */
-async function readJsonImage(value: unknown, limits: JsonLimits): Promise<JsonImage> {
+export type ImageReferenceLimits = Pick<JsonLimits, 'maxImageBytes' | 'formats' | 'fetchImage'>;
+
+/**
+ * `{"base64": …}` or `{"url": …}`. URL images go through the caller's fetchImage, so the SSRF policy
+ * lives in one place; a `data:` URL is decoded here instead, as it names no host to fetch from.
+ */
+export async function readImageReference(value: unknown, limits: ImageReferenceLimits): Promise<JsonImage> {
   const spec = imageSpec(value);
-  if ('base64' in spec) {
-    const image = decodeBase64Image(spec.base64, limits.maxImageBytes);
+  if ('base64' in spec || /^data:/i.test(spec.url)) {
+    const [text, field] = 'base64' in spec ? [spec.base64, 'image.base64'] : [spec.url, 'image.url'];
+    const image = decodeBase64Image(text, limits.maxImageBytes, field);
     return { ...checkImage(image, limits.maxImageBytes, limits.formats), source: 'base64' };
   }
   const image = await limits.fetchImage(spec.url);

@@ -5,9 +5,9 @@
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { Request } from 'express';
-import type { ImageFormat } from '../../../shared/clip/image-probe.ts';
+import type { ImageFormat } from '../../../shared/clip/index.ts';
 import { ClipmodError } from '../../../shared/errors/index.ts';
-import { type BodyLimit, limitExceeded, pumpBody } from './body-stream.ts';
+import { type BodyLimit, limitExceeded, pumpBody, stopReading } from './body-stream.ts';
 import { createFieldBag, formFieldValue } from './form-fields.ts';
 import {
   type CheckedImage,
@@ -56,12 +56,11 @@ function openParser(req: Request, limits: MultipartLimits): busboy.Busboy {
       },
     });
   } catch (error) {
+    stopReading(req);
     throw new ClipmodError(
       'bad_request',
       `multipart/form-data body cannot be parsed: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
+      { cause: error },
     );
   }
 }
@@ -149,9 +148,7 @@ function refuseFile(name: string, hasImage: boolean): ClipmodError | undefined {
     return new ClipmodError(
       'bad_request',
       `Unexpected file part "${name}"; send the image in the field "image".`,
-      {
-        details: { field: name },
-      },
+      { details: { field: name } },
     );
   }
   if (hasImage) {
@@ -166,9 +163,7 @@ function imageNotAFile(): ClipmodError {
   return new ClipmodError(
     'bad_request',
     'Field "image" must be a file part (with a filename or a content type).',
-    {
-      details: { field: 'image' },
-    },
+    { details: { field: 'image' } },
   );
 }
 

@@ -3,12 +3,12 @@
 // decided by its magic bytes alone, and every limit is enforced while the body streams in.
 
 import type { Request } from 'express';
-import { DEFAULT_IMAGE_LIMITS, type ImageFormat } from '../../../shared/clip/image-probe.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageFormat } from '../../../shared/clip/index.ts';
 import { ClipmodError } from '../../../shared/errors/index.ts';
 import { type BodyLimit, pumpBody, refuseDeclaredLength, stopReading } from './body-stream.ts';
 import { queryFields } from './form-fields.ts';
 import { createImageCollector, imageLimit } from './image-collector.ts';
-import { readJsonBody } from './read-json-body.ts';
+import { type JsonImage, readJsonBody, readImageReference as readReference } from './read-json-body.ts';
 import { readMultipart } from './read-multipart.ts';
 
 export type IntakeOptions = {
@@ -59,9 +59,7 @@ function envelopeOf(req: Request): Envelope {
   throw new ClipmodError(
     'unsupported_format',
     `Cannot read ${declared}; send one of ${ACCEPTED_TYPES.join(', ')}.`,
-    {
-      details: { contentType: mediaType, accepted: ACCEPTED_TYPES },
-    },
+    { details: { contentType: mediaType, accepted: ACCEPTED_TYPES } },
   );
 }
 
@@ -118,4 +116,17 @@ async function readRawBody(
   const collector = createImageCollector(options.maxImageBytes, formats);
   await pumpBody(req, limit, (chunk) => collector.push(chunk)).finished;
   return { ...collector.finish(), source: 'raw', fields: queryFields(req.query) };
+}
+
+/**
+ * One image reference, `{"base64": …}` or `{"url": …}` (a `data:` URL is decoded, not fetched), read
+ * under the same limits: for envelopes that carry images elsewhere, such as OpenAI's `image_url`.
+ */
+export function readImageReference(reference: unknown, options: IntakeOptions): Promise<JsonImage> {
+  const formats = options.formats ?? DEFAULT_IMAGE_LIMITS.formats;
+  return readReference(reference, {
+    maxImageBytes: options.maxImageBytes,
+    formats,
+    fetchImage: options.fetchImage,
+  });
 }
