@@ -5,9 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 
-export const GOLDEN_DIR = fileURLToPath(
-  new URL('../fixtures/clip-reference/preprocess/', import.meta.url),
-);
+export const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/clip-reference/preprocess/', import.meta.url));
 
 export type GoldenEntry = {
   file: string;

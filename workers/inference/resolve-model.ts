@@ -46,7 +46,10 @@ export async function resolveModel(options: ResolveModelOptions): Promise<Resolv
     return { folder: fetched };
   } catch (error) {
     if (existsSync(join(fetched, 'clipmod.json'))) {
-      options.logger.warn({ err: error, folder: fetched }, 'hub unreachable: using the model fetched earlier');
+      options.logger.warn(
+        { err: error, folder: fetched },
+        'hub unreachable: using the model fetched earlier',
+      );
       return { folder: fetched };
     }
     options.logger.warn({ err: error }, 'default model unavailable');
