@@ -29,7 +29,13 @@ export function createHttpServerComponent(options: {
       }),
     stop: () =>
       new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
+        // close() only drops connections idle right now; a keep-alive connection whose in-flight
+        // request finishes later would hold the server open until keepAliveTimeout, so sweep again.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        server.close((error) => {
+          clearInterval(sweep);
+          return error ? reject(error) : resolve();
+        });
         server.closeIdleConnections();
       }),
   };

@@ -45,6 +45,9 @@ export class Lifecycle {
   async start(): Promise<void> {
     for (const component of this.#components) {
       if (this.#stopping) return;
+      // Pushed before start: a component that fails half-way (a connection opened, then a check
+      // failed) is stopped too, so its stop() must cope with a partial start.
+      this.#started.push(component);
       try {
         await component.start();
       } catch (error) {
@@ -52,7 +55,6 @@ export class Lifecycle {
         await this.stop();
         throw error;
       }
-      this.#started.push(component);
     }
     this.#isReady = true;
   }

@@ -114,6 +114,7 @@ describe('clipmod serve (process)', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
     run.child.kill('SIGTERM');
+    await waitForOutput(run.output, /shutting down/);
     run.child.kill('SIGTERM'); // a second signal is ignored, not a hard stop
     const response = await inFlight;
     expect(response.status).toBe(202);

@@ -57,16 +57,21 @@ describe('Lifecycle', () => {
     expect(events.filter((e) => e === 'stop:x')).toHaveLength(1);
   });
 
-  it('stops the started components when a later one fails to start', async () => {
+  it('stops the failed component and those started before it when one fails to start', async () => {
     const events: string[] = [];
     const lifecycle = new Lifecycle({ stopTimeoutMs: 1000, logger: silent });
-    lifecycle.add(recorder(events, 'first')).add({
-      name: 'broken',
-      start: async () => Promise.reject(new Error('no model')),
-      stop: async () => {},
-    });
+    lifecycle
+      .add(recorder(events, 'first'))
+      .add({
+        name: 'broken',
+        start: async () => Promise.reject(new Error('no model')),
+        stop: async () => {
+          events.push('stop:broken');
+        },
+      })
+      .add(recorder(events, 'never'));
     await expect(lifecycle.start()).rejects.toThrow('no model');
-    expect(events).toEqual(['start:first', 'stop:first']);
+    expect(events).toEqual(['start:first', 'stop:broken', 'stop:first']);
     expect(lifecycle.isReady).toBe(false);
   });
 });
