@@ -26,6 +26,12 @@ export type InferenceProcessorDeps = {
   /** Appended to the model id in every verdict, e.g. a warning that a test model is in use. */
   modelNote?: string;
   onTextCache?(hits: number, misses: number): void;
+  /**
+   * Called once a moderation reaches a terminal state (completed or failed), after it is stored and
+   * before the job is acknowledged — so a crash in between redelivers the job and calls it again
+   * (at-least-once; consumers such as the webhook enqueue must be idempotent).
+   */
+  onFinished?(record: ModerationRecord): Promise<void>;
 };
 
 /** The BullMQ processor of the inference queue: one job = one image, batched underneath. */
@@ -59,7 +65,11 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
   async function moderate(job: Job, payload: JobPayload<'moderation.run'>): Promise<ModerationRecord> {
     const record = await deps.store.get(payload.moderationId);
     if (!record) throw new UnrecoverableError(`moderation ${payload.moderationId} not found`);
-    if (record.status === 'completed' || record.status === 'failed') return record; // a redelivered job
+    if (record.status === 'completed' || record.status === 'failed') {
+      // A redelivered job: the work is done, but the finish hook may not have run before the crash.
+      await deps.onFinished?.(record);
+      return record;
+    }
     const startedAt = new Date();
     await deps.store.save({
       ...record,
@@ -88,6 +98,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     };
     await deps.store.save(finished);
     await deps.store.deleteImage(record.id);
+    await deps.onFinished?.(finished);
     return finished;
   }
 
@@ -155,15 +166,17 @@ async function recordFailure(deps: InferenceProcessorDeps, job: Job, error: unkn
   const record = id ? await deps.store.get(id) : undefined;
   if (!record || record.status === 'completed') return;
   const known = isClipmodError(error) ? error : new ClipmodError('internal', 'inference failed');
-  await deps.store.save({
+  const failed: ModerationRecord = {
     ...record,
     status: 'failed',
     model: modelName(deps),
     error: { code: known.code, message: known.message },
     attempts: job.attemptsMade + 1,
     completedAt: new Date().toISOString(),
-  });
+  };
+  await deps.store.save(failed);
   await deps.store.deleteImage(record.id);
+  await deps.onFinished?.(failed);
 }
 
 function modelName(deps: InferenceProcessorDeps): string {
