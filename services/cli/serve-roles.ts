@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_TOKENIZER_DIR,
-  loadClipModel,
   loadClipTokenizer,
+  loadThreadedClipModel,
   RedisTextEmbeddingCache,
 } from '../../shared/clip/index.ts';
 import type { Config } from '../../shared/config/index.ts';
@@ -175,7 +175,7 @@ function inferenceComponent(shared: Shared): Component {
       warning = resolved.warning;
       worker = createInferenceWorker({
         loadModel: () =>
-          loadClipModel(resolved.folder, {
+          loadThreadedClipModel(resolved.folder, {
             provider: config.CLIPMOD_EXECUTION_PROVIDER,
             ...(config.CLIPMOD_INTRA_OP_THREADS > 0
               ? { intraOpThreads: config.CLIPMOD_INTRA_OP_THREADS }
