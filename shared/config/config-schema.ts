@@ -64,7 +64,7 @@ export const configSchema = z.object({
   CLIPMOD_MODEL_CACHE_DIR: z.string().min(1).default('.data/models'),
   /** ONNX execution provider: auto (GPU first, then CPU), cuda, tensorrt or cpu. */
   CLIPMOD_EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'tensorrt', 'cpu']).default('auto'),
-  /** ONNX intra-op threads; 0 lets onnxruntime choose (one per core). */
+  /** ONNX intra-op threads; 0 = one per core minus one, leaving a core to image decoding. */
   CLIPMOD_INTRA_OP_THREADS: integer(0, 256).default(0),
   /** Images per ONNX call: 4–16 suit CPUs, 32–256 GPUs. */
   CLIPMOD_MAX_BATCH_SIZE: integer(1, 1024).default(16),

@@ -20,7 +20,10 @@ export function createInferenceQueue(connection: Redis, prefix: string): Queue {
 }
 
 export function createInferenceQueueEvents(connection: Redis, prefix: string): QueueEvents {
-  return new QueueEvents(queueNames.inference, { connection, prefix });
+  const events = new QueueEvents(queueNames.inference, { connection, prefix });
+  // Every synchronous request (?wait) listens here until its job ends: hundreds at once is normal.
+  events.setMaxListeners(10_000);
+  return events;
 }
 
 /** Validate before add, so a bad payload is a 500 here and never a poison job in the queue. */

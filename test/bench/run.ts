@@ -20,6 +20,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     sections: { type: 'string', default: 'preprocess,onnx,service' },
     'batch-size': { type: 'string', default: '8' },
+    /** Extra settings for the service under test, e.g. CLIPMOD_INTRA_OP_THREADS=1,CLIPMOD_PREPROCESS_MODE=fast */
+    'service-env': { type: 'string', default: '' },
   },
 });
 const sections = new Set(args.sections.split(','));

@@ -64,14 +64,16 @@ describe('MicroBatcher', () => {
     expect(batches).toEqual([[1, 2]]);
   });
 
-  it('fills the next batch while one runs, and runs one batch at a time', async () => {
+  it('gathers items while a batch runs and dispatches them together the moment it ends', async () => {
+    const timers = manualTimers();
     let release: () => void = () => {};
     let running = 0;
     let maxRunning = 0;
     const batches: number[][] = [];
     const batcher = new MicroBatcher<number, number>({
-      maxBatchSize: 2,
+      maxBatchSize: 4,
       maxWaitMs: 1_000,
+      ...timers,
       runBatch: async (items) => {
         running += 1;
         maxRunning = Math.max(maxRunning, running);
@@ -83,18 +85,24 @@ describe('MicroBatcher', () => {
         return items;
       },
     });
-    const all = [1, 2, 3, 4].map((x) => batcher.submit(x));
+    const first = [1, 2, 3, 4].map((x) => batcher.submit(x));
     await tick();
-    expect(batches).toEqual([[1, 2]]);
+    expect(batches).toEqual([[1, 2, 3, 4]]);
+    const later = [5, 6, 7, 8, 9, 10].map((x) => batcher.submit(x));
+    expect(timers.pending()).toBe(0); // no timer while the model is busy
     release();
     await tick();
     await tick();
     expect(batches).toEqual([
-      [1, 2],
-      [3, 4],
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
     ]);
     release();
-    expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
+    await tick();
+    await tick();
+    expect(batches.at(-1)).toEqual([9, 10]);
+    release();
+    expect(await Promise.all([...first, ...later])).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(maxRunning).toBe(1);
   });
 

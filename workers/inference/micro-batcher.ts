@@ -1,12 +1,12 @@
-// Collects items submitted one by one (one per BullMQ job) into batches for one model call each:
-// a batch runs when it is full or when its first item has waited maxWaitMs. At most `maxInFlight`
-// batches run at once, so while one runs on the model the next one fills.
+// Dynamic batching for one model: items submitted one by one (one per BullMQ job) run in batches of
+// one model call each. While a batch runs, new items wait; when it ends, the waiting items (up to
+// maxBatchSize) run at once — they have already waited a whole batch, and an idle model is wasted.
+// When the model is idle, a partial batch runs once its first item has waited maxWaitMs (or as soon
+// as it is full), as in Triton's dynamic batcher with a maximum queue delay.
 
 export type MicroBatcherOptions<TItem, TResult> = {
   maxBatchSize: number;
   maxWaitMs: number;
-  /** Batches allowed to run at once (1 for a single model session). */
-  maxInFlight?: number;
   /** One model call for the whole batch; results in item order. */
   runBatch(items: TItem[]): Promise<TResult[]>;
   /** Told about every batch run, for metrics. */
@@ -20,15 +20,13 @@ type Pending<TItem, TResult> = { item: TItem; resolve(result: TResult): void; re
 export class MicroBatcher<TItem, TResult> {
   readonly #options: Required<Omit<MicroBatcherOptions<TItem, TResult>, 'onBatch'>> &
     Pick<MicroBatcherOptions<TItem, TResult>, 'onBatch'>;
-  #open: Pending<TItem, TResult>[] = [];
-  #ready: Pending<TItem, TResult>[][] = [];
+  #waiting: Pending<TItem, TResult>[] = [];
   #timer: unknown;
-  #inFlight = 0;
+  #running = 0;
   #idle: (() => void)[] = [];
 
   constructor(options: MicroBatcherOptions<TItem, TResult>) {
     this.#options = {
-      maxInFlight: 1,
       setTimer: (fn, ms) => setTimeout(fn, ms),
       clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
       ...options,
@@ -37,44 +35,38 @@ export class MicroBatcher<TItem, TResult> {
 
   /** Items waiting or running. */
   get size(): number {
-    return this.#open.length + this.#ready.reduce((n, batch) => n + batch.length, 0) + this.#inFlight;
+    return this.#waiting.length + this.#running;
   }
 
   submit(item: TItem): Promise<TResult> {
     return new Promise<TResult>((resolve, reject) => {
-      this.#open.push({ item, resolve, reject });
-      if (this.#open.length >= this.#options.maxBatchSize) this.#close();
-      else if (this.#open.length === 1)
-        this.#timer = this.#options.setTimer(() => this.#close(), this.#options.maxWaitMs);
+      this.#waiting.push({ item, resolve, reject });
+      if (this.#running > 0) return; // the end of the running batch dispatches
+      if (this.#waiting.length >= this.#options.maxBatchSize) this.#dispatch();
+      else if (this.#timer === undefined) {
+        this.#timer = this.#options.setTimer(() => this.#dispatch(), this.#options.maxWaitMs);
+      }
     });
   }
 
   /** Runs what is waiting now and resolves once nothing is waiting or running (SIGTERM drain). */
   drain(): Promise<void> {
-    if (this.#open.length > 0) this.#close();
+    if (this.#running === 0 && this.#waiting.length > 0) this.#dispatch();
     if (this.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  #close(): void {
+  #dispatch(): void {
     this.#options.clearTimer(this.#timer);
     this.#timer = undefined;
-    if (this.#open.length === 0) return;
-    this.#ready.push(this.#open);
-    this.#open = [];
-    this.#pump();
-  }
-
-  #pump(): void {
-    while (this.#inFlight < this.#options.maxInFlight && this.#ready.length > 0) {
-      const batch = this.#ready.shift()!;
-      this.#inFlight += batch.length;
-      void this.#run(batch).finally(() => {
-        this.#inFlight -= batch.length;
-        this.#pump();
-        if (this.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
-      });
-    }
+    if (this.#running > 0 || this.#waiting.length === 0) return;
+    const batch = this.#waiting.splice(0, this.#options.maxBatchSize);
+    this.#running = batch.length;
+    void this.#run(batch).finally(() => {
+      this.#running = 0;
+      if (this.#waiting.length > 0) this.#dispatch();
+      else for (const resolve of this.#idle.splice(0)) resolve();
+    });
   }
 
   async #run(batch: Pending<TItem, TResult>[]): Promise<void> {
