@@ -172,6 +172,8 @@ function inferenceComponent(shared: Shared): Component {
         modelDir: config.MODEL_DIR,
         cacheDir: config.CLIPMOD_MODEL_CACHE_DIR,
         logger,
+        hubEndpoint: config.HF_ENDPOINT,
+        ...(config.HF_TOKEN ? { hubToken: config.HF_TOKEN } : {}),
       });
       warning = resolved.warning;
       worker = createInferenceWorker({

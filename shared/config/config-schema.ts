@@ -62,6 +62,10 @@ export const configSchema = z.object({
   CLIPMOD_REQUIRE_AOF: booleanFlag.default(false),
   /** Folder of models fetched or built by `serve` when MODEL_DIR is unset. */
   CLIPMOD_MODEL_CACHE_DIR: z.string().min(1).default('.data/models'),
+  /** Hugging Face hub (or mirror) that `serve` fetches the default model from when MODEL_DIR is unset. */
+  HF_ENDPOINT: z.url({ protocol: /^https?$/ }).default('https://huggingface.co'),
+  /** Hugging Face token, for gated or private model repos. */
+  HF_TOKEN: z.string().min(1).optional(),
   /** ONNX execution provider: auto (GPU first, then CPU), cuda, tensorrt or cpu. */
   CLIPMOD_EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'tensorrt', 'cpu']).default('auto'),
   /** ONNX intra-op threads; 0 = one per core minus one, leaving a core to image decoding. */
