@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { solidImage } from '../helpers/images.ts';
 import { builtModel } from '../helpers/models.ts';
@@ -99,6 +100,34 @@ describe('OpenAI-compatible moderation', () => {
     const [id] = response.headers.get('x-clipmod-moderation-ids')?.split(',') ?? [];
     const native = await service.request(`/v1/moderations/${id}`);
     expect(((await native.json()) as { metadata: object }).metadata).toEqual({ via: 'openai' });
+  });
+
+  it('serves the official OpenAI SDK with only its base URL changed', async () => {
+    const client = new OpenAI({
+      apiKey: service.adminKey,
+      baseURL: `${service.baseUrl}/openai/v1`,
+      maxRetries: 0,
+    });
+    const red = await client.moderations.create({
+      model: 'omni-moderation-latest',
+      input: [imagePart(redDataUrl)] as never,
+    });
+    expect(red.results[0]?.flagged).toBe(true);
+    expect((red.results[0]!.category_scores as unknown as Record<string, number>).red).toBeGreaterThan(0.9);
+    const green = await client.moderations.create({
+      model: 'omni-moderation-latest',
+      input: [imagePart(greenDataUrl)] as never,
+    });
+    expect(green.results[0]?.flagged).toBe(false);
+    const refused = await new OpenAI({
+      apiKey: 'wrong-key',
+      baseURL: `${service.baseUrl}/openai/v1`,
+      maxRetries: 0,
+    }).moderations
+      .create({ input: 'hello' })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe('unauthorized');
   });
 
   it('does not flag a green image, and answers without a warning when there is no text', async () => {
