@@ -6,6 +6,7 @@ import { metadataSchema, newRequestId, publicModeration } from '../../shared/mod
 import { principalOf } from './auth/index.ts';
 import { type IntakeOptions, readOptionalSubmission, readSubmission } from './intake/index.ts';
 import type { ModerationService } from './moderation-service.ts';
+import { requestIdOf } from './request-context.ts';
 
 export type ModerationRouterDeps = {
   service: ModerationService;
@@ -68,6 +69,7 @@ export function moderationRouter(deps: ModerationRouterDeps): Router {
     const idempotencyKey =
       header === undefined ? undefined : parseField(idempotencyKeySchema, header, 'Idempotency-Key');
     const waitMs = waitMsOf(req.query, deps.maxSyncWaitMs, 0);
+    const requestId = requestIdOf(res);
     const { id, isNew } = await service.submit({
       tenant,
       image: submission.image,
@@ -75,6 +77,7 @@ export function moderationRouter(deps: ModerationRouterDeps): Router {
       policyId: parseField(z.string().min(1), submission.fields.policy ?? 'default', 'policy'),
       metadata: parseField(metadataSchema, submission.fields.metadata ?? {}, 'metadata'),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(requestId === undefined ? {} : { requestId }),
     });
     const record = await service.waitForSubmitted(tenant, id, waitMs);
     res.setHeader('location', `/v1/moderations/${id}`);
@@ -116,7 +119,8 @@ export function moderationRouter(deps: ModerationRouterDeps): Router {
 
   router.post('/v1/embeddings', ...deps.guard, async (req, res) => {
     const { tenant } = principalOf(res);
-    const submission = await readOptionalSubmission(req, deps.intake);
+    // Up to 256 texts of 2,000 characters: more JSON than the 64 KB default for non-image fields.
+    const submission = await readOptionalSubmission(req, { ...deps.intake, maxFieldsBytes: 1_048_576 });
     const waitMs = waitMsOf(req.query, deps.maxSyncWaitMs, deps.maxSyncWaitMs);
     const requestId = newRequestId();
     if (submission.image) {
