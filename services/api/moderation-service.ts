@@ -13,6 +13,11 @@ export type ModerationServiceOptions = {
   policies: PolicyStore;
   queue: Queue;
   queueEvents: QueueEvents;
+  /**
+   * Resolves once the submission's writes are on enough Redis replicas (WAIT), else throws
+   * `unavailable`; unset when no replica must confirm. Runs before every 202, duplicates included.
+   */
+  awaitReplicas?: () => Promise<void>;
 };
 
 export type Submission = {
@@ -22,6 +27,8 @@ export type Submission = {
   policyId: string;
   metadata: Record<string, unknown>;
   idempotencyKey?: string;
+  /** The HTTP request's id, stored on the record and carried by the job for log correlation. */
+  requestId?: string;
 };
 
 const isTerminal = (record: ModerationRecord | undefined) =>
@@ -45,18 +52,21 @@ export class ModerationService {
     let id = newRequestId();
     if (submission.idempotencyKey !== undefined) {
       const claim = await store.claimIdempotencyKey(submission.tenant, submission.idempotencyKey, id);
-      if (!claim.isNew) return claim;
+      if (!claim.isNew) return this.#replicated(claim);
       id = claim.id;
     }
-    const { info } = submission;
+    const { info, requestId } = submission;
     await store.create(
       {
         id,
         tenant: submission.tenant,
         status: 'queued',
         policy: { id: policy.id, version: policy.version },
+        // The candidate in shadow mode at submit time, like the live version: fixed for this moderation.
+        ...(policy.shadowVersion === undefined ? {} : { shadow: { version: policy.shadowVersion } }),
         model: null,
         metadata: submission.metadata,
+        ...(requestId === undefined ? {} : { requestId }),
         image: {
           format: info.format,
           width: info.uprightWidth,
@@ -69,8 +79,15 @@ export class ModerationService {
       },
       submission.image,
     );
-    await this.#enqueue('moderation.run', { moderationId: id, tenant: submission.tenant }, id);
-    return { id, isNew: true };
+    const payload = { moderationId: id, tenant: submission.tenant, ...(requestId ? { requestId } : {}) };
+    await this.#enqueue('moderation.run', payload, id);
+    return this.#replicated({ id, isNew: true });
+  }
+
+  /** Accepted means replicated: a failover right after the 202 cannot lose the submission. */
+  async #replicated<T>(result: T): Promise<T> {
+    await this.#options.awaitReplicas?.();
+    return result;
   }
 
   /** The tenant's moderation, or not_found (also for another tenant's id: existence is not leaked). */

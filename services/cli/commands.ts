@@ -2,6 +2,7 @@ import { classifyCommand } from './classify-command.ts';
 import type { CliCommand } from './command.ts';
 import { modelBuildCommand } from './model-build-command.ts';
 import { modelFetchCommand } from './model-fetch-command.ts';
+import { policyInstallStarterCommand } from './policy-install-starter-command.ts';
 import { preprocessCommand } from './preprocess-command.ts';
 import { serveCommand } from './serve-command.ts';
 import { tokenizeCommand } from './tokenize-command.ts';
@@ -14,4 +15,5 @@ export const commands: readonly CliCommand[] = [
   preprocessCommand,
   modelBuildCommand,
   modelFetchCommand,
+  policyInstallStarterCommand,
 ];

@@ -10,7 +10,7 @@ const topHelp = () =>
     'Usage: clipmod <command> [options]    (from a checkout: npm run -s clipmod -- <command>)',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.path.join(' ').padEnd(14)} ${c.summary}`),
+    ...commands.map((c) => `  ${c.path.join(' ').padEnd(24)} ${c.summary}`),
     '',
     'Run `clipmod <command> --help` for a command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input.',
   ].join('\n');

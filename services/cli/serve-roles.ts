@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
 import {
   DEFAULT_TOKENIZER_DIR,
   loadClipTokenizer,
@@ -7,17 +7,26 @@ import {
   RedisTextEmbeddingCache,
 } from '../../shared/clip/index.ts';
 import type { Config } from '../../shared/config/index.ts';
-import { type Logger, redactUrl } from '../../shared/logger/index.ts';
+import type { Logger } from '../../shared/logger/index.ts';
 import { createRegistry, type Registry } from '../../shared/metrics/index.ts';
 import { ModerationStore } from '../../shared/moderation/index.ts';
 import { imageFetchDefaults, parseCidrList, safeFetch } from '../../shared/net/index.ts';
-import { PolicyStore } from '../../shared/policy/index.ts';
-import { createInferenceQueue, createInferenceQueueEvents } from '../../shared/queue/index.ts';
+import { PolicyStore, ShadowStats } from '../../shared/policy/index.ts';
+import {
+  createInferenceQueue,
+  createInferenceQueueEvents,
+  observeQueueDepth,
+  openCatalogQueues,
+} from '../../shared/queue/index.ts';
 import {
   assertRedisIsSafe,
-  connectRedis,
+  observeRedis,
+  openRedis,
+  type RedisConnection,
   type ResolvedRedis,
+  redactRedisUrl,
   resolveRedis,
+  waitForReplicas,
 } from '../../shared/redis/index.ts';
 import {
   type Component,
@@ -27,52 +36,73 @@ import {
   type Lifecycle,
   type ReadinessCheck,
 } from '../../shared/runtime/index.ts';
+import { createWebhookServices, defaultJitter, type WebhookServices } from '../../shared/webhooks/index.ts';
 import { createInferenceWorker } from '../../workers/inference/inference-worker.ts';
 import { resolveModel } from '../../workers/inference/resolve-model.ts';
+import { createWebhookWorker } from '../../workers/webhooks/webhook-worker.ts';
+import { adminPageRouter } from '../api/admin/admin-routes.ts';
+import { createAdminSession, loadAdminSessionSecret } from '../api/admin-session.ts';
 import { createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
 import { type ModerationRouterDeps, moderationRouter } from '../api/moderation-routes.ts';
 import { ModerationService } from '../api/moderation-service.ts';
 import { openAiModerationRouter } from '../api/openai-routes.ts';
-import { policyRouter } from '../api/policy-routes.ts';
+import { type PolicyRouterDeps, policyRouter } from '../api/policy-routes.ts';
+import { queueBoardRouter } from '../api/queue-board.ts';
+import { webhookRouter } from '../api/webhook-routes.ts';
 
 // The composition root of `clipmod serve`: the only place that wires services and workers together
 // (they never import each other). Each role is a few lifecycle components; stop runs in reverse.
 
-export const roles = ['api', 'inference'] as const;
+export const roles = ['api', 'inference', 'webhooks'] as const;
 export type Role = (typeof roles)[number];
 
 export type ServeContext = { config: Config; logger: Logger; lifecycle: Lifecycle; roles: readonly Role[] };
 
-type Shared = ServeContext & { registry: Registry; redis: RedisComponent; checks: ReadinessCheck[] };
+type Shared = ServeContext & {
+  registry: Registry;
+  redis: RedisComponent;
+  checks: ReadinessCheck[];
+  /** Every queue of the catalog, for depth metrics and the admin board (after start). */
+  queues: Queue[];
+  /** Webhook stores, queue and dispatcher: the API, the inference finish hook and the webhook worker share them. */
+  webhooks: WebhookServicesComponent;
+};
 type RedisComponent = Component & {
-  client(): Redis;
+  client(): RedisConnection;
   url(): string;
-  connect(role: 'worker' | 'producer', name: string): Promise<Redis>;
+  connect(role: 'worker' | 'producer', name: string): Promise<RedisConnection>;
+  /** Every connection this process opened, by name (Redis metrics). */
+  connections(): ReadonlyMap<string, RedisConnection>;
 };
 
-/** Redis for this process: resolved (maybe embedded), connected, checked for noeviction/AOF. */
+/**
+ * Redis for this process: resolved (maybe embedded), connected, checked for noeviction/AOF. REDIS_URL's
+ * scheme picks standalone, Sentinel or Cluster; every connection below comes from openRedis.
+ */
 function redisComponent({ config, logger }: ServeContext): RedisComponent {
   let resolved: ResolvedRedis | undefined;
-  let client: Redis | undefined;
-  const extra: Redis[] = [];
+  let client: RedisConnection | undefined;
+  const connections = new Map<string, RedisConnection>();
   return {
     name: 'redis',
     client: () => client!,
     url: () => resolved!.url,
+    connections: () => connections,
     async connect(role, name) {
-      const connection = await connectRedis(resolved!.url, role, name);
-      extra.push(connection);
+      const connection = await openRedis(resolved!.url, role, name);
+      connections.set(connections.has(name) ? `${name}-${connections.size}` : name, connection);
       return connection;
     },
     async start() {
       resolved = await resolveRedis({ url: config.REDIS_URL, dataDir: `${config.CLIPMOD_DATA_DIR}/redis` });
-      logger.info({ redis: redactUrl(resolved.url), source: resolved.source }, 'using Redis');
-      client = await connectRedis(resolved.url, 'producer', 'main');
+      logger.info({ redis: redactRedisUrl(resolved.url), source: resolved.source }, 'using Redis');
+      client = await openRedis(resolved.url, 'producer', 'main');
+      connections.set('main', client);
       await assertRedisIsSafe(client, { requireAof: config.CLIPMOD_REQUIRE_AOF });
     },
     async stop() {
-      for (const connection of [...extra, client]) connection?.disconnect();
+      for (const connection of connections.values()) connection.disconnect();
       await resolved?.embedded?.stop();
     },
   };
@@ -98,7 +128,11 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
     async start() {
       const client = redis.client();
       const prefix = config.CLIPMOD_REDIS_PREFIX;
-      const queue = createInferenceQueue(client, prefix);
+      // WAIT blocks the connection it runs on and counts that connection's writes: submissions get
+      // their own connection when replicas must confirm them (see waitForReplicas).
+      const replicas = config.CLIPMOD_REDIS_WAIT_REPLICAS;
+      const submissions = replicas > 0 ? await redis.connect('producer', 'api-submissions') : client;
+      const queue = createInferenceQueue(submissions, prefix);
       const queueEvents = createInferenceQueueEvents(await redis.connect('worker', 'api-events'), prefix);
       closers.push(
         () => queueEvents.close(),
@@ -113,15 +147,26 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
       });
       const policies = new PolicyStore({ redis: client, prefix });
       const store = new ModerationStore({
-        redis: client,
+        redis: submissions,
         prefix,
         resultTtlSeconds: config.CLIPMOD_RESULT_TTL_SECONDS,
         imageTtlSeconds: config.CLIPMOD_IMAGE_TTL_SECONDS,
       });
+      const awaitReplicas = () => waitForReplicas(submissions, { key: prefix, replicas, timeoutMs: 1_000 });
       const tokenizer = await loadClipTokenizer(DEFAULT_TOKENIZER_DIR);
+      const adminSession = createAdminSession({
+        store: auth.store,
+        secret: await loadAdminSessionSecret(client, prefix),
+      });
       const maxBytes = config.CLIPMOD_MAX_IMAGE_BYTES;
       const moderation: ModerationRouterDeps = {
-        service: new ModerationService({ store, policies, queue, queueEvents }),
+        service: new ModerationService({
+          store,
+          policies,
+          queue,
+          queueEvents,
+          ...(replicas > 0 ? { awaitReplicas } : {}),
+        }),
         guard: auth.modelRouteGuard,
         imageLimits: imageLimits(config),
         maxSyncWaitMs: config.CLIPMOD_MAX_SYNC_WAIT_MS,
@@ -132,19 +177,39 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
             (await safeFetch(url, { ...imageFetchDefaults, allowList, maxBytes })).body,
         },
       };
+      // Mounted twice: for API clients (Bearer key) and, under /admin/api, for the admin page (session).
+      const policyApi: Omit<PolicyRouterDeps, 'authorize'> = {
+        store: policies,
+        countTokens: (text) => tokenizer.countTokens(text),
+        shadowStats: new ShadowStats({ redis: client, prefix }),
+        dryRun: {
+          intake: moderation.intake,
+          imageLimits: moderation.imageLimits,
+          maxSyncWaitMs: moderation.maxSyncWaitMs,
+          rateLimit: auth.rateLimit,
+          run: (payload, image, waitMs) => moderation.service.run('policy.test', payload, image, waitMs),
+        },
+      };
       app = createApp({
         logger,
         registry,
         readiness: () => evaluateReadiness(shared.lifecycle.isReady, shared.checks),
         routers: [
           auth.router,
-          policyRouter({
-            store: policies,
-            authorize: auth.modelRouteGuard.slice(0, 1),
-            countTokens: (text) => tokenizer.countTokens(text),
-          }),
+          policyRouter({ ...policyApi, authorize: auth.modelRouteGuard.slice(0, 1) }),
           moderationRouter(moderation),
           openAiModerationRouter({ ...moderation, policies }),
+          adminSession.router,
+          queueBoardRouter({ queues: shared.queues, guard: adminSession.requireOperator }),
+          adminPageRouter({
+            guard: adminSession.requireAdmin,
+            policyApi: policyRouter({ ...policyApi, authorize: [] }),
+          }),
+          webhookRouter({
+            ...shared.webhooks.services(),
+            authorize: auth.modelRouteGuard.slice(0, 1),
+            urlPolicy: { allowList },
+          }),
         ],
       });
     },
@@ -200,6 +265,8 @@ function inferenceComponent(shared: Shared): Component {
         textCache: new RedisTextEmbeddingCache({ redis: client, keyPrefix: `${prefix}:text-embedding:` }),
         loadPolicy: async (tenant, id, version) =>
           (await new PolicyStore({ redis: client, prefix }).get(tenant, id, version))?.document,
+        policyChanges: await redis.connect('worker', 'policy-changes'),
+        shadowStats: new ShadowStats({ redis: client, prefix }),
         maxBatchSize: config.CLIPMOD_MAX_BATCH_SIZE,
         maxWaitMs: config.CLIPMOD_MAX_BATCH_WAIT_MS,
         mode: config.CLIPMOD_PREPROCESS_MODE,
@@ -207,6 +274,75 @@ function inferenceComponent(shared: Shared): Component {
         maxFrames: config.CLIPMOD_MAX_FRAMES,
         limits: imageLimits(config),
         ...(warning ? { modelNote: 'TEST MODEL: colour only' } : {}),
+        onFinished: async (record) => {
+          await shared.webhooks.services().dispatcher.publishModeration(record);
+        },
+      });
+      await worker.start();
+    },
+    async stop() {
+      await worker?.stop();
+    },
+  };
+}
+
+/** Every queue of the catalog, opened once per process: depth on every /metrics, the admin board. */
+function catalogQueuesComponent(shared: Shared): Component {
+  return {
+    name: 'catalog-queues',
+    async start() {
+      shared.queues.push(...openCatalogQueues(shared.redis.client(), shared.config.CLIPMOD_REDIS_PREFIX));
+      observeQueueDepth(shared.registry, shared.queues);
+    },
+    async stop() {
+      await Promise.all(shared.queues.map((queue) => queue.close()));
+    },
+  };
+}
+
+type WebhookServicesComponent = Component & { services(): WebhookServices };
+
+function webhookServicesComponent(config: Config, redis: RedisComponent): WebhookServicesComponent {
+  let services: WebhookServices | undefined;
+  return {
+    name: 'webhook-services',
+    services: () => services!,
+    async start() {
+      services = createWebhookServices({
+        redis: redis.client(),
+        prefix: config.CLIPMOD_REDIS_PREFIX,
+        sealingKey: config.CLIPMOD_WEBHOOK_SECRET_KEY,
+        retentionSeconds: config.CLIPMOD_WEBHOOK_RETENTION_SECONDS,
+      });
+    },
+    async stop() {
+      await services?.close();
+    },
+  };
+}
+
+/** The delivery worker of the `webhooks` role. */
+function webhookWorkerComponent(shared: Shared): Component {
+  const { config, logger, registry, redis } = shared;
+  let worker: ReturnType<typeof createWebhookWorker> | undefined;
+  shared.checks.push({ name: 'webhook-worker', check: async () => ({ ok: worker?.isRunning() ?? false }) });
+  return {
+    name: 'webhooks',
+    async start() {
+      worker = createWebhookWorker({
+        ...shared.webhooks.services(),
+        connection: await redis.connect('worker', 'webhooks'),
+        prefix: config.CLIPMOD_REDIS_PREFIX,
+        concurrency: config.CLIPMOD_WEBHOOK_CONCURRENCY,
+        registry,
+        logger,
+        settings: {
+          schedule: config.CLIPMOD_WEBHOOK_RETRY_SCHEDULE_MS,
+          jitter: defaultJitter,
+          timeoutMs: config.CLIPMOD_WEBHOOK_TIMEOUT_MS,
+          disableAfterMs: config.CLIPMOD_WEBHOOK_DISABLE_AFTER_MS,
+          allowList: parseCidrList(config.CLIPMOD_ALLOW_PRIVATE_NETWORKS.join(',')),
+        },
       });
       await worker.start();
     },
@@ -219,32 +355,39 @@ function inferenceComponent(shared: Shared): Component {
 export type Composed = {
   /** The API's listening port (0 before start or without the api role). */
   apiPort(): number;
+  /** The probe server's port (/livez, /readyz, /metrics) of a process without the api role, else 0. */
+  probePort(): number;
   registry: Registry;
 };
 
 export function composeRoles(context: ServeContext): Composed {
   const { config, lifecycle } = context;
   const redis = redisComponent(context);
-  const shared: Shared = { ...context, registry: createRegistry(context.roles.join('+')), redis, checks: [] };
+  const registry = createRegistry(context.roles.join('+'));
+  const webhooks = webhookServicesComponent(config, redis);
+  const shared: Shared = { ...context, registry, redis, checks: [], queues: [], webhooks };
   shared.checks.push({
     name: 'redis',
     check: async () => ({ ok: (await redis.client().ping()) === 'PONG' }),
   });
+  observeRedis(registry, { connections: redis.connections, infoClient: () => redis.client() });
   lifecycle.add(redis);
+  lifecycle.add(catalogQueuesComponent(shared));
+  lifecycle.add(webhooks);
   if (context.roles.includes('inference')) lifecycle.add(inferenceComponent(shared));
+  if (context.roles.includes('webhooks')) lifecycle.add(webhookWorkerComponent(shared));
   if (context.roles.includes('api')) {
     const api = apiComponents(shared);
     for (const component of api.components) lifecycle.add(component);
-    return { apiPort: api.port, registry: shared.registry };
+    return { apiPort: api.port, probePort: () => 0, registry: shared.registry };
   }
-  lifecycle.add(
-    createProbeServer({
-      host: config.HOST,
-      port: config.CLIPMOD_PROBE_PORT,
-      registry: shared.registry,
-      isStarted: () => lifecycle.isReady,
-      checks: shared.checks,
-    }),
-  );
-  return { apiPort: () => 0, registry: shared.registry };
+  const probe = createProbeServer({
+    host: config.HOST,
+    port: config.CLIPMOD_PROBE_PORT,
+    registry: shared.registry,
+    isStarted: () => lifecycle.isReady,
+    checks: shared.checks,
+  });
+  lifecycle.add(probe);
+  return { apiPort: () => 0, probePort: probe.port, registry: shared.registry };
 }

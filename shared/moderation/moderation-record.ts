@@ -13,8 +13,15 @@ export type ModerationRecord = {
   policy: { id: string; version: number };
   model: string | null;
   metadata: Record<string, unknown>;
+  /** The submitting HTTP request's `x-request-id`: the thread through API, worker and webhook logs. */
+  requestId?: string;
   image: { format: string; width: number; height: number; frames: number; sizeBytes: number };
   verdict?: Verdict;
+  /**
+   * Set at submit while a candidate version runs in shadow mode; the worker adds the candidate's verdict
+   * (or why it could not score). Recorded for comparison only: never acted on.
+   */
+  shadow?: { version: number; verdict?: Verdict; error?: { code: string; message: string } };
   error?: { code: string; message: string };
   timings?: { queuedMs: number; preprocessMs: number; inferenceMs: number; totalMs: number };
   attempts: number;

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ModerationRecord } from './moderation-record.ts';
 
 // Moderation records, submitted image bytes and idempotency keys in Redis, all under the deployment's
 // hash-tagged prefix. Records are JSON strings with a TTL; image bytes live only until the job ends.
 
 export type ModerationStoreOptions = {
-  redis: Redis;
+  redis: Redis | Cluster;
   prefix: string;
   resultTtlSeconds: number;
   imageTtlSeconds: number;
@@ -17,7 +17,7 @@ export function newRequestId(): string {
 }
 
 export class ModerationStore {
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #prefix: string;
   readonly #resultTtlSeconds: number;
   readonly #imageTtlSeconds: number;

@@ -7,7 +7,11 @@ export type LabelResult = {
   score: number;
   prompt: string;
   frame?: number;
+  /** The label's exclude prompt that matched the image better than `prompt`: the label cannot trigger. */
+  suppressedBy?: string;
 };
+
+export type VerdictEvidence = { prompt: string; frame?: number; suppressedBy?: string };
 
 export type VerdictLabel = {
   id: string;
@@ -15,7 +19,7 @@ export type VerdictLabel = {
   threshold: number;
   triggered: boolean;
   action: PolicyAction;
-  evidence: { prompt: string; frame?: number };
+  evidence: VerdictEvidence;
 };
 
 export type Verdict = {
@@ -29,8 +33,8 @@ export type Verdict = {
 const severity: Record<PolicyAction, number> = { allow: 0, review: 1, block: 2 };
 
 /**
- * Applies a policy's thresholds and actions to label scores. A label triggers at `score >= threshold`;
- * the verdict takes the most severe triggered action, else the policy's default.
+ * Applies a policy's thresholds and actions to label scores. A label triggers at `score >= threshold`
+ * unless an exclude prompt suppressed it (its score is still reported); the verdict takes the most severe triggered action, else the policy's default.
  * Results must cover exactly the policy's labels: a mismatch means the scorer used another version.
  */
 export function decideVerdict(
@@ -48,13 +52,14 @@ export function decideVerdict(
   const labels = policy.labels.map((label): VerdictLabel => {
     const result = byId.get(label.id);
     if (result === undefined) throw new ClipmodError('internal', `no score for label "${label.id}"`);
-    const evidence =
-      result.frame === undefined ? { prompt: result.prompt } : { prompt: result.prompt, frame: result.frame };
+    const evidence: VerdictEvidence = { prompt: result.prompt };
+    if (result.frame !== undefined) evidence.frame = result.frame;
+    if (result.suppressedBy !== undefined) evidence.suppressedBy = result.suppressedBy;
     return {
       id: label.id,
       score: result.score,
       threshold: label.threshold,
-      triggered: result.score >= label.threshold,
+      triggered: result.suppressedBy === undefined && result.score >= label.threshold,
       action: label.action,
       evidence,
     };

@@ -23,6 +23,8 @@ const identifier = z.string().regex(policyIdPattern, 'must match ^[a-z0-9][a-z0-
 const labelSchema = z.strictObject({
   id: identifier,
   prompts: z.array(promptText).min(1, 'needs at least one prompt'),
+  /** Look-alikes that must not count ("a toy gun" for weapons): one matching better suppresses the label. */
+  exclude: z.array(promptText).min(1, 'needs at least one prompt when present').optional(),
   threshold: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1'),
   action: z.enum(policyActions),
   description: z.string().max(1_000, 'must be at most 1000 characters').optional(),
@@ -40,6 +42,9 @@ export const policyDocumentSchema = z
       .optional(),
     // Only "allow" for now: any other default would report an action without a flagged label.
     defaultAction: z.literal('allow').default('allow'),
+    description: z.string().max(4_000, 'must be at most 4000 characters').optional(),
+    /** False until the thresholds were tuned on labelled data with the production model. */
+    calibrated: z.boolean().optional(),
   })
   .superRefine((document, context) => {
     const firstIndexById = new Map<string, number>();
@@ -74,7 +79,11 @@ export type ValidatePolicyOptions = {
 export function validatePolicy(input: unknown, options: ValidatePolicyOptions = {}): PolicyDocument {
   const result = policyDocumentSchema.safeParse(input);
   const errors = result.success
-    ? [...scoringErrors(result.data), ...tokenLengthErrors(result.data, options.countTokens)]
+    ? [
+        ...scoringErrors(result.data),
+        ...duplicatePromptErrors(result.data),
+        ...tokenLengthErrors(result.data, options.countTokens),
+      ]
     : result.error.issues.map((issue) => ({ path: formatFieldPath(issue.path), message: issue.message }));
   if (result.success && errors.length === 0) return result.data;
   const summary = errors
@@ -104,6 +113,52 @@ function scoringErrors(document: PolicyDocument): PolicyFieldError[] {
   return [{ path: 'baseline', message }];
 }
 
+/**
+ * A text that is two classes at once is a mistake: a baseline prompt that equals a label prompt halves
+ * (independent: caps at 0.5) the label's score, a label's exclude that equals its own prompt can never
+ * match better, and under softmax two labels sharing a prompt split one probability between them.
+ */
+function duplicatePromptErrors(document: PolicyDocument): PolicyFieldError[] {
+  const errors: PolicyFieldError[] = [];
+  const seen = new Map<string, { path: string; labelIndex: number | undefined }>();
+  const visit = (text: string, path: string, labelIndex: number | undefined) => {
+    const first = seen.get(text);
+    if (first === undefined) {
+      seen.set(text, { path, labelIndex });
+      return;
+    }
+    const isSameLabel = labelIndex !== undefined && first.labelIndex === labelIndex;
+    const isBaseline = labelIndex === undefined || first.labelIndex === undefined;
+    if (isSameLabel || isBaseline || document.scoring === 'softmax')
+      errors.push({ path, message: `duplicates ${first.path}` });
+  };
+  document.labels.forEach((label, i) => {
+    label.prompts.forEach((prompt, j) => visit(prompt, `labels[${i}].prompts[${j}]`, i));
+  });
+  document.baseline.forEach((prompt, j) => visit(prompt, `baseline[${j}]`, undefined));
+  document.labels.forEach((label, i) => errors.push(...excludeErrors(label, i)));
+  return errors;
+}
+
+function excludeErrors(label: PolicyLabel, labelIndex: number): PolicyFieldError[] {
+  const errors: PolicyFieldError[] = [];
+  const firstIndex = new Map<string, number>();
+  label.exclude?.forEach((prompt, j) => {
+    const path = `labels[${labelIndex}].exclude[${j}]`;
+    const promptIndex = label.prompts.indexOf(prompt);
+    const earlier = firstIndex.get(prompt);
+    if (promptIndex >= 0)
+      errors.push({
+        path,
+        message: `is also labels[${labelIndex}].prompts[${promptIndex}]: it can never match better`,
+      });
+    else if (earlier !== undefined)
+      errors.push({ path, message: `duplicates labels[${labelIndex}].exclude[${earlier}]` });
+    else firstIndex.set(prompt, j);
+  });
+  return errors;
+}
+
 function tokenLengthErrors(
   document: PolicyDocument,
   countTokens: ((text: string) => number) | undefined,
@@ -122,6 +177,7 @@ function tokenLengthErrors(
   };
   document.labels.forEach((label, i) => {
     label.prompts.forEach((prompt, j) => check(`labels[${i}].prompts[${j}]`, prompt));
+    label.exclude?.forEach((prompt, j) => check(`labels[${i}].exclude[${j}]`, prompt));
   });
   document.baseline.forEach((prompt, j) => check(`baseline[${j}]`, prompt));
   return errors;

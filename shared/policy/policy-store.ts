@@ -1,39 +1,59 @@
 import type { Cluster, Redis } from 'ioredis';
 import { ClipmodError } from '../errors/index.ts';
+import { type AuditPage, type PolicyAuditAction, readAudit } from './policy-audit.ts';
+import { changeJson, policyChangedChannel } from './policy-change-channel.ts';
+import { diffPolicies, type PolicyChange } from './policy-diff.ts';
 import { type PolicyDocument, policyIdPattern } from './policy-schema.ts';
+import {
+  clearShadowScript,
+  deleteScript,
+  getScript,
+  putScript,
+  setShadowScript,
+} from './policy-store-scripts.ts';
 
 // Versioned policies in Redis. Per tenant and policy id, one hash `<prefix>:policy:<tenant>:<id>`
 // holds every version ever written (`v:<n>`, immutable), the version counter (`seq`, never reset, so a
-// re-created policy cannot reuse a number an old verdict points at) and the live version (`live`,
-// absent once deleted). A list keeps small per-version summaries so reading history never loads every
-// document, and a set indexes the live ids of a tenant. Each key kind has its own namespace before the
-// tenant and ids never contain ':', so no tenant name can reach another tenant's keys. Writes run as
-// Lua scripts: numbering, index and change message are one atomic step. Keys share the prefix's hash
-// tag, hence one Redis Cluster slot.
+// re-created policy cannot reuse a number an old verdict points at), the live version (`live`, absent
+// once deleted) and the shadow candidate (`shadow`). A list keeps per-version summaries (with the diff)
+// so reading history never loads every document; a set indexes the live ids of a tenant; two streams
+// (tenant-wide and per policy) are the append-only audit log. Each key kind has its own namespace before
+// the tenant, and ids never contain ':', so no tenant name can reach another tenant's keys. Writes run
+// as Lua scripts (policy-store-scripts.ts). Keys share the prefix's hash tag, hence one Cluster slot.
 
-export type StoredPolicy = {
-  id: string;
+/** put: a PUT; rollback: a copy of an older version; candidate: written for shadow mode, never live. */
+export type PolicyVersionKind = 'put' | 'rollback' | 'candidate';
+
+export type PolicyVersionSummary = {
   version: number;
-  document: PolicyDocument;
   createdAt: string;
+  /** The API key id (or `cli:…`) that wrote it. */
   author: string;
+  kind: PolicyVersionKind;
+  /** The version that was live when this one was written, which `diff` compares against; null if none. */
+  basedOn: number | null;
+  rollbackOf?: number;
+  diff: PolicyChange[];
 };
 
-export type PolicySummary = Omit<StoredPolicy, 'document'>;
+export type StoredPolicy = PolicyVersionSummary & {
+  id: string;
+  document: PolicyDocument;
+  /** Only on the live version: the candidate running beside it in shadow mode. */
+  shadowVersion?: number;
+};
 
-export type PolicyVersionSummary = Omit<PolicySummary, 'id'>;
+export type PolicySummary = Pick<StoredPolicy, 'id' | 'version' | 'createdAt' | 'author'>;
 
 export type PolicyHistory = {
   id: string;
   /** Undefined once the policy is deleted; its versions stay readable for audit. */
   liveVersion: number | undefined;
+  shadowVersion: number | undefined;
   versions: PolicyVersionSummary[];
 };
 
 export type PolicyPutResult = { policy: StoredPolicy; isCreated: boolean };
-
-/** Published on `policyChangedChannel(prefix)` after every put and delete, for hot reload. */
-export type PolicyChangeMessage = { tenant: string; id: string; version: number; deleted: boolean };
 
 export type PolicyStoreOptions = {
   redis: Redis | Cluster;
@@ -42,59 +62,12 @@ export type PolicyStoreOptions = {
   now?: () => Date;
 };
 
-export function policyChangedChannel(prefix: string): string {
-  return `${prefix}:policy-changed`;
-}
+export type PolicyWriteOptions = { kind?: PolicyVersionKind; rollbackOf?: number };
 
-/** Parses a message from the change channel; undefined for anything that is not one. */
-export function parsePolicyChangeMessage(text: string): PolicyChangeMessage | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const { tenant, id, version, deleted } = value as Record<string, unknown>;
-  if (typeof tenant !== 'string' || typeof id !== 'string' || !Number.isInteger(version)) return undefined;
-  return { tenant, id, version: version as number, deleted: deleted === true };
-}
+/** Concurrent writers each retry after losing a race; more than this many in a row is not plausible. */
+const maxWriteAttempts = 64;
 
-// KEYS: policy hash, history list, tenant index. ARGV: record JSON, createdAt, author, channel, tenant, id.
-const putScript = `
-local previous = redis.call('HGET', KEYS[1], 'live')
-local version = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'v:' .. version, ARGV[1], 'live', version)
-redis.call('RPUSH', KEYS[2], cjson.encode({version = version, createdAt = ARGV[2], author = ARGV[3]}))
-redis.call('SADD', KEYS[3], ARGV[6])
-redis.call('PUBLISH', ARGV[4], cjson.encode({tenant = ARGV[5], id = ARGV[6], version = version, deleted = false}))
-if previous then return {version, 0} end
-return {version, 1}
-`;
-
-// KEYS: policy hash, tenant index. ARGV: channel, tenant, id.
-const deleteScript = `
-local live = redis.call('HGET', KEYS[1], 'live')
-if not live then return false end
-redis.call('HDEL', KEYS[1], 'live')
-redis.call('SREM', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[1], cjson.encode({tenant = ARGV[2], id = ARGV[3], version = tonumber(live), deleted = true}))
-return tonumber(live)
-`;
-
-// KEYS: policy hash. ARGV: version, or '' for the live one. One round trip, and never a torn read.
-const getScript = `
-local version = ARGV[1]
-if version == '' then
-  version = redis.call('HGET', KEYS[1], 'live')
-  if not version then return false end
-end
-local record = redis.call('HGET', KEYS[1], 'v:' .. version)
-if not record then return false end
-return {tonumber(version), record}
-`;
-
-type StoredRecord = { document: PolicyDocument; createdAt: string; author: string };
+type StoredRecord = Omit<StoredPolicy, 'id' | 'version' | 'shadowVersion'>;
 
 export class PolicyStore {
   readonly #redis: Redis | Cluster;
@@ -119,37 +92,89 @@ export class PolicyStore {
     return `${this.#prefix}:policy-index:${checkTenant(tenant)}`;
   }
 
-  /** Writes `document` as the next version (1, 2, …); concurrent puts always get distinct numbers. */
-  async put(tenant: string, id: string, document: PolicyDocument, author: string): Promise<PolicyPutResult> {
-    const key = this.policyKey(tenant, id);
-    const createdAt = this.#now().toISOString();
-    const record: StoredRecord = { document, createdAt, author };
+  /** The tenant's audit stream, or one policy's. */
+  auditKey(tenant: string, id?: string): string {
+    if (id === undefined) return `${this.#prefix}:policy-audit:${checkTenant(tenant)}`;
+    return `${this.#prefix}:policy-audit-by-id:${checkTenant(tenant)}:${checkPolicyId(id)}`;
+  }
+
+  /**
+   * Writes `document` as the next version (1, 2, …) and makes it live (a `candidate` stays beside the
+   * live one). Concurrent writes always get distinct numbers, each diffed against the version it replaced.
+   */
+  async put(
+    tenant: string,
+    id: string,
+    document: PolicyDocument,
+    author: string,
+    options: PolicyWriteOptions = {},
+  ): Promise<PolicyPutResult> {
+    const kind = options.kind ?? 'put';
+    for (let attempt = 0; attempt < maxWriteAttempts; attempt += 1) {
+      const base = await this.get(tenant, id);
+      const summary: Omit<PolicyVersionSummary, 'version'> = {
+        createdAt: this.#now().toISOString(),
+        author,
+        kind,
+        basedOn: base?.version ?? null,
+        ...(options.rollbackOf === undefined ? {} : { rollbackOf: options.rollbackOf }),
+        diff: diffPolicies(base?.document, document),
+      };
+      const written = await this.#tryPut(tenant, id, { ...summary, document }, base?.version);
+      if (written !== undefined) {
+        const policy: StoredPolicy = { id, version: written.version, document, ...summary };
+        return { policy, isCreated: written.isCreated };
+      }
+    }
+    throw new ClipmodError('conflict', `policy "${id}" is being changed by many writers at once; retry`, {
+      retryAfterSeconds: 1,
+    });
+  }
+
+  async #tryPut(tenant: string, id: string, record: StoredRecord, base: number | undefined) {
+    const { document: _document, ...summary } = record;
+    const event = record.kind;
     const reply = (await this.#redis.eval(
       putScript,
-      3,
-      key,
+      5,
+      this.policyKey(tenant, id),
       this.historyKey(tenant, id),
       this.indexKey(tenant),
+      this.auditKey(tenant),
+      this.auditKey(tenant, id),
       JSON.stringify(record),
-      createdAt,
-      author,
+      JSON.stringify(summary),
+      base === undefined ? '' : String(base),
+      event === 'candidate' ? '0' : '1',
+      this.#auditEntry(id, summary.author, event, {
+        basedOn: summary.basedOn,
+        ...(summary.rollbackOf === undefined ? {} : { rollbackOf: summary.rollbackOf }),
+        diff: summary.diff,
+      }),
       policyChangedChannel(this.#prefix),
-      tenant,
+      changeJson(tenant, id, event),
       id,
     )) as [number, number];
     const [version, isCreated] = reply;
-    return { policy: { id, version, document, createdAt, author }, isCreated: isCreated === 1 };
+    return version === 0 ? undefined : { version, isCreated: isCreated === 1 };
   }
 
-  /** The live version, or the given one (also of a deleted policy, for audit); undefined if absent. */
+  /** Writes a copy of `version` as the new live version; undefined when that version does not exist. */
+  async rollback(tenant: string, id: string, version: number, author: string) {
+    const target = await this.get(tenant, id, version);
+    if (target === undefined) return undefined;
+    return this.put(tenant, id, target.document, author, { kind: 'rollback', rollbackOf: version });
+  }
+
+  /** The live version (with its shadow), or the given one (also of a deleted policy); undefined if absent. */
   async get(tenant: string, id: string, version?: number): Promise<StoredPolicy | undefined> {
     const reply = (await this.#redis.eval(getScript, 1, this.policyKey(tenant, id), version ?? '')) as
-      | [number, string]
+      | [number, string, string]
       | null;
     if (reply === null) return undefined;
-    const [found, raw] = reply;
-    const record = JSON.parse(raw) as StoredRecord;
-    return { id, version: found, ...record };
+    const [found, raw, shadow] = reply;
+    const record = withDefaults(JSON.parse(raw) as StoredRecord);
+    return { id, version: found, ...record, ...(shadow === '' ? {} : { shadowVersion: Number(shadow) }) };
   }
 
   /** Live policies of a tenant, sorted by id, latest version of each. */
@@ -164,29 +189,92 @@ export class PolicyStore {
 
   /** Every version ever written, oldest first; undefined when the id was never used. */
   async versions(tenant: string, id: string): Promise<PolicyHistory | undefined> {
-    const key = this.policyKey(tenant, id);
-    const [live, entries] = await Promise.all([
-      this.#redis.hget(key, 'live'),
+    const [[live, shadow], entries] = await Promise.all([
+      this.#redis.hmget(this.policyKey(tenant, id), 'live', 'shadow'),
       this.#redis.lrange(this.historyKey(tenant, id), 0, -1),
     ]);
     if (entries.length === 0) return undefined;
-    const versions = entries.map((entry) => JSON.parse(entry) as PolicyVersionSummary);
-    return { id, liveVersion: live === null ? undefined : Number(live), versions };
+    const versions = entries.map((entry) => withDefaults(JSON.parse(entry) as PolicyVersionSummary));
+    const numberOrUndefined = (value: string | null | undefined) => (value ? Number(value) : undefined);
+    return { id, liveVersion: numberOrUndefined(live), shadowVersion: numberOrUndefined(shadow), versions };
   }
 
-  /** Hides the policy from get/list; returns the version that was live, undefined if none was. */
-  async delete(tenant: string, id: string): Promise<number | undefined> {
+  /** Hides the policy from get/list and stops its shadow; returns the version that was live, if any. */
+  async delete(tenant: string, id: string, author: string): Promise<number | undefined> {
     const reply = (await this.#redis.eval(
       deleteScript,
-      2,
+      4,
       this.policyKey(tenant, id),
       this.indexKey(tenant),
-      policyChangedChannel(this.#prefix),
-      tenant,
+      this.auditKey(tenant),
+      this.auditKey(tenant, id),
       id,
+      this.#auditEntry(id, author, 'delete'),
+      policyChangedChannel(this.#prefix),
+      changeJson(tenant, id, 'delete'),
     )) as number | null;
     return reply ?? undefined;
   }
+
+  /**
+   * Runs `version` in shadow mode beside the live one. Returns the previous shadow version (undefined if
+   * none); throws not_found when the policy is not live or the version does not exist.
+   */
+  async setShadow(tenant: string, id: string, version: number, author: string): Promise<number | undefined> {
+    const reply = (await this.#redis.eval(
+      setShadowScript,
+      3,
+      this.policyKey(tenant, id),
+      this.auditKey(tenant),
+      this.auditKey(tenant, id),
+      String(version),
+      this.#auditEntry(id, author, 'shadow-set'),
+      policyChangedChannel(this.#prefix),
+      changeJson(tenant, id, 'shadow-set'),
+    )) as number;
+    if (reply === -1)
+      throw new ClipmodError('not_found', `no live policy "${id}" to shadow`, { details: { id } });
+    if (reply === -2)
+      throw new ClipmodError('not_found', `no version ${version} of policy "${id}"`, {
+        details: { id, version },
+      });
+    return reply === 0 ? undefined : reply;
+  }
+
+  /** Stops shadow mode; returns the version that was shadowed, undefined when none was. */
+  async clearShadow(tenant: string, id: string, author: string): Promise<number | undefined> {
+    const reply = (await this.#redis.eval(
+      clearShadowScript,
+      3,
+      this.policyKey(tenant, id),
+      this.auditKey(tenant),
+      this.auditKey(tenant, id),
+      this.#auditEntry(id, author, 'shadow-clear'),
+      policyChangedChannel(this.#prefix),
+      changeJson(tenant, id, 'shadow-clear'),
+    )) as number | null;
+    return reply ?? undefined;
+  }
+
+  /** The audit log, newest first: the tenant's, or one policy's (`policyId`). */
+  async audit(
+    tenant: string,
+    options: { policyId?: string; limit: number; before?: string },
+  ): Promise<AuditPage> {
+    return readAudit(this.#redis, this.auditKey(tenant, options.policyId), options);
+  }
+
+  /** One audit event; the script adds the version. `changes` carries basedOn, rollbackOf and the diff. */
+  #auditEntry(id: string, actor: string, action: PolicyAuditAction, changes: object = {}): string {
+    return JSON.stringify({ at: this.#now().toISOString(), actor, action, policy: id, ...changes });
+  }
+}
+
+type ChangeFields = Pick<PolicyVersionSummary, 'kind' | 'basedOn' | 'diff'>;
+
+/** Records written before versions carried their change read as plain puts without a diff. */
+function withDefaults<T extends Partial<ChangeFields>>(record: T): T & ChangeFields {
+  return { kind: 'put', basedOn: null, diff: [], ...record } as T & ChangeFields;
 }
 
 export function checkPolicyId(id: string): string {

@@ -1,9 +1,17 @@
 // Queue plumbing shared by the API (producer) and workers (consumers): the job catalog and BullMQ
-// queue construction with the deployment's hash-tagged prefix. Depends on bullmq and shared/errors.
+// queue construction with the deployment's hash-tagged prefix, queue metrics. Depends on bullmq,
+// shared/errors and shared/metrics.
 import { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ClipmodError } from '../errors/index.ts';
-import { inferenceJobOptions, type JobName, type JobPayload, jobSchemas, queueNames } from './job-catalog.ts';
+import {
+  inferenceJobOptions,
+  type JobName,
+  type JobPayload,
+  jobSchemas,
+  queueNames,
+  webhookJobOptions,
+} from './job-catalog.ts';
 
 export {
   inferenceJobOptions,
@@ -12,14 +20,22 @@ export {
   type JobPayload,
   jobSchemas,
   queueNames,
+  requestIdSchema,
+  webhookJobOptions,
 } from './job-catalog.ts';
+export { observeJobOutcomes, observeQueueDepth, openCatalogQueues } from './queue-metrics.ts';
 
 /** BullMQ wants the prefix without a trailing colon; ours is `{clipmod}` (a Redis Cluster hash tag). */
-export function createInferenceQueue(connection: Redis, prefix: string): Queue {
+export function createInferenceQueue(connection: Redis | Cluster, prefix: string): Queue {
   return new Queue(queueNames.inference, { connection, prefix, defaultJobOptions: inferenceJobOptions });
 }
 
-export function createInferenceQueueEvents(connection: Redis, prefix: string): QueueEvents {
+/** The queue of webhook delivery attempts (producers: inference finish hook, API replays, the worker). */
+export function createWebhookQueue(connection: Redis | Cluster, prefix: string): Queue {
+  return new Queue(queueNames.webhooks, { connection, prefix, defaultJobOptions: webhookJobOptions });
+}
+
+export function createInferenceQueueEvents(connection: Redis | Cluster, prefix: string): QueueEvents {
   const events = new QueueEvents(queueNames.inference, { connection, prefix });
   // Every synchronous request (?wait) listens here until its job ends: hundreds at once is normal.
   events.setMaxListeners(10_000);

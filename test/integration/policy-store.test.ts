@@ -92,7 +92,16 @@ describe('PolicyStore', () => {
     const first = await store.put('t1', 'nsfw', document, 'alice');
     const second = await store.put('t1', 'nsfw', { ...document, scoring: 'independent' }, 'bob');
     expect(first).toEqual({
-      policy: { id: 'nsfw', version: 1, document, createdAt: '2025-01-02T03:04:05.000Z', author: 'alice' },
+      policy: {
+        id: 'nsfw',
+        version: 1,
+        document,
+        createdAt: '2025-01-02T03:04:05.000Z',
+        author: 'alice',
+        kind: 'put',
+        basedOn: null,
+        diff: expect.any(Array),
+      },
       isCreated: true,
     });
     expect(second.policy.version).toBe(2);
@@ -128,19 +137,20 @@ describe('PolicyStore', () => {
   it('hides a deleted policy but keeps its versions for audit and continues their numbering', async () => {
     await store.put('t1', 'gone', document, 'alice');
     await store.put('t1', 'gone', document, 'bob');
-    expect(await store.delete('t1', 'gone')).toBe(2);
+    expect(await store.delete('t1', 'gone', 'carol')).toBe(2);
     expect(await store.get('t1', 'gone')).toBeUndefined();
     expect((await store.list('t1')).map((policy) => policy.id)).not.toContain('gone');
-    expect(await store.versions('t1', 'gone')).toEqual({
+    expect(await store.versions('t1', 'gone')).toMatchObject({
       id: 'gone',
       liveVersion: undefined,
+      shadowVersion: undefined,
       versions: [
-        { version: 1, createdAt: '2025-01-02T03:04:05.000Z', author: 'alice' },
-        { version: 2, createdAt: '2025-01-02T03:04:05.000Z', author: 'bob' },
+        { version: 1, createdAt: '2025-01-02T03:04:05.000Z', author: 'alice', basedOn: null },
+        { version: 2, createdAt: '2025-01-02T03:04:05.000Z', author: 'bob', basedOn: 1, diff: [] },
       ],
     });
     expect((await store.get('t1', 'gone', 2))?.author).toBe('bob');
-    expect(await store.delete('t1', 'gone')).toBeUndefined();
+    expect(await store.delete('t1', 'gone', 'carol')).toBeUndefined();
     const recreated = await store.put('t1', 'gone', document, 'carol');
     expect(recreated.policy.version).toBe(3);
     expect(recreated.isCreated).toBe(true);
@@ -149,17 +159,17 @@ describe('PolicyStore', () => {
   it('answers undefined for ids never used', async () => {
     expect(await store.get('t1', 'never')).toBeUndefined();
     expect(await store.versions('t1', 'never')).toBeUndefined();
-    expect(await store.delete('t1', 'never')).toBeUndefined();
+    expect(await store.delete('t1', 'never', 'alice')).toBeUndefined();
   });
 
   it('publishes every put and delete on the change channel', async () => {
     await store.put('t9', 'watched', document, 'alice');
     await store.put('t9', 'watched', document, 'alice');
-    await store.delete('t9', 'watched');
+    await store.delete('t9', 'watched', 'alice');
     expect(await changesFor('watched', 3)).toEqual([
-      { tenant: 't9', id: 'watched', version: 1, deleted: false },
-      { tenant: 't9', id: 'watched', version: 2, deleted: false },
-      { tenant: 't9', id: 'watched', version: 2, deleted: true },
+      { tenant: 't9', id: 'watched', version: 1, deleted: false, event: 'put' },
+      { tenant: 't9', id: 'watched', version: 2, deleted: false, event: 'put' },
+      { tenant: 't9', id: 'watched', version: 2, deleted: true, event: 'delete' },
     ]);
   });
 
@@ -204,12 +214,14 @@ describe('policy routes', () => {
     const created = await putPolicy('route-a', { labels: document.labels, baseline: document.baseline });
     expect(created.status).toBe(201);
     expect(created.headers.get('location')).toBe('/v1/policies/route-a');
-    expect(created.body).toEqual({
+    expect(created.body).toMatchObject({
       id: 'route-a',
       version: 1,
       document,
       createdAt: '2025-01-02T03:04:05.000Z',
       author: 'key-of-http',
+      kind: 'put',
+      basedOn: null,
     });
     const updated = await putPolicy('route-a', { ...document, scoring: 'independent' });
     expect(updated.status).toBe(200);

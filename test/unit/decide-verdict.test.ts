@@ -136,3 +136,25 @@ function catchError(run: () => unknown): Error {
   }
   throw new Error('expected an error');
 }
+
+describe('decideVerdict with exclude prompts', () => {
+  it('reports a suppressed label’s score but never triggers it, naming the exclude as evidence', () => {
+    const results = scored(0.95, 0.1, 0.1);
+    results[0] = { ...results[0]!, suppressedBy: 'a toy gun' };
+    const verdict = decideVerdict(policy, results);
+    expect(verdict.labels[0]).toMatchObject({
+      id: 'violence',
+      score: 0.95,
+      triggered: false,
+      evidence: { prompt: 'a fight', suppressedBy: 'a toy gun' },
+    });
+    expect(verdict.action).toBe('allow');
+    expect(verdict.flagged).toBe(false);
+  });
+
+  it('leaves suppressedBy out of the evidence of labels no exclude matched', () => {
+    const verdict = decideVerdict(policy, scored(0.95, 0.1, 0.1));
+    expect(verdict.labels[0]?.evidence).toEqual({ prompt: 'a fight' });
+    expect(verdict.action).toBe('block');
+  });
+});

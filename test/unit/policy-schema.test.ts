@@ -142,7 +142,8 @@ describe('validatePolicy with a tokenizer', () => {
   const longPrompt = Array.from({ length: 80 }, () => 'w').join(' ');
 
   it('names each prompt the model would truncate, with its token count', () => {
-    const document = { labels: [label('a', { prompts: ['short', longPrompt] })], baseline: [longPrompt] };
+    const baseline = [longPrompt.replaceAll('w', 'v')];
+    const document = { labels: [label('a', { prompts: ['short', longPrompt] })], baseline };
     expect(errorsOf(document, countWords)).toEqual([
       { path: 'labels[0].prompts[1]', message: '82 tokens, the model reads at most 77' },
       { path: 'baseline[0]', message: '82 tokens, the model reads at most 77' },
@@ -189,5 +190,64 @@ describe('formatFieldPath', () => {
     expect(formatFieldPath(['labels', 2, 'prompts', 0])).toBe('labels[2].prompts[0]');
     expect(formatFieldPath([])).toBe('(root)');
     expect(formatFieldPath([0, 'id'])).toBe('[0].id');
+  });
+});
+
+describe('validatePolicy: excludes, metadata and duplicate prompts', () => {
+  it('keeps exclude prompts, a description and calibrated: false', () => {
+    const document = validatePolicy({
+      ...minimal,
+      labels: [label('weapons', { prompts: ['a gun'], exclude: ['a toy gun', 'a water pistol'] })],
+      description: 'weapons only',
+      calibrated: false,
+    });
+    expect(document.labels[0]?.exclude).toEqual(['a toy gun', 'a water pistol']);
+    expect(document.description).toBe('weapons only');
+    expect(document.calibrated).toBe(false);
+  });
+
+  it('rejects an empty exclude list, blank excludes and a non-boolean calibrated', () => {
+    expect(pathsOf({ ...minimal, labels: [label('a', { exclude: [] })] })).toEqual(['labels[0].exclude']);
+    expect(pathsOf({ ...minimal, labels: [label('a', { exclude: [' '] })] })).toEqual([
+      'labels[0].exclude[0]',
+    ]);
+    expect(pathsOf({ ...minimal, calibrated: 'no' })).toEqual(['calibrated']);
+  });
+
+  it('rejects an exclude that is also a prompt of its label, and repeated excludes', () => {
+    const weapons = label('weapons', { prompts: ['a gun'], exclude: ['a toy gun', 'a gun', 'a toy gun'] });
+    expect(errorsOf({ ...minimal, labels: [weapons] })).toEqual([
+      { path: 'labels[0].exclude[1]', message: expect.stringContaining('labels[0].prompts[0]') },
+      { path: 'labels[0].exclude[2]', message: 'duplicates labels[0].exclude[0]' },
+    ]);
+  });
+
+  it('accepts an exclude that is another label’s prompt (a toy gun is a toy, not a weapon)', () => {
+    const labels = [
+      label('weapons', { prompts: ['a gun'], exclude: ['a toy gun'] }),
+      label('toys', { prompts: ['a toy gun'] }),
+    ];
+    expect(validatePolicy({ ...minimal, labels }).labels).toHaveLength(2);
+  });
+
+  it('rejects a prompt repeated in its label or in the baseline, and across labels under softmax', () => {
+    const repeated = label('a', { prompts: ['x', 'y', 'x'] });
+    expect(errorsOf({ ...minimal, labels: [repeated] })).toEqual([
+      { path: 'labels[0].prompts[2]', message: 'duplicates labels[0].prompts[0]' },
+    ]);
+    expect(errorsOf({ ...minimal, baseline: ['a green image', 'a red image'] })).toEqual([
+      { path: 'baseline[1]', message: 'duplicates labels[0].prompts[0]' },
+    ]);
+    const shared = [label('a', { prompts: ['x'] }), label('b', { prompts: ['x'] })];
+    expect(pathsOf({ labels: shared, baseline: ['z'] })).toEqual(['labels[1].prompts[0]']);
+    expect(validatePolicy({ labels: shared, scoring: 'independent' }).labels).toHaveLength(2);
+  });
+
+  it('counts exclude prompts against the 77-token limit too', () => {
+    const longPrompt = Array.from({ length: 80 }, () => 'w').join(' ');
+    const document = { ...minimal, labels: [label('a', { exclude: [longPrompt] })] };
+    expect(errorsOf(document, countWords)).toEqual([
+      { path: 'labels[0].exclude[0]', message: '82 tokens, the model reads at most 77' },
+    ]);
   });
 });

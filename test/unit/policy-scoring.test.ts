@@ -8,6 +8,8 @@ const direction: Record<string, number[]> = {
   rifle: [0.8, 0.6, 0],
   toy: [0, 1, 0],
   cat: [0, 0, 1],
+  'toy gun': [0.6, 0.8, 0],
+  'water pistol': [0, 0.8, 0.6],
 };
 
 function embed(texts: string[]): Float32Array {
@@ -67,5 +69,62 @@ describe('policy scoring', () => {
     const [weapons] = scorePolicy(prepared, frames, [0, 5, 9], 10);
     expect(weapons?.frame).toBe(9);
     expect(weapons?.score).toBeGreaterThan(0.9);
+  });
+});
+
+describe('policy scoring with exclude prompts', () => {
+  const withExcludes = validatePolicy({
+    ...softmaxPolicy,
+    labels: [{ ...softmaxPolicy.labels[0]!, exclude: ['toy gun', 'water pistol'] }, softmaxPolicy.labels[1]!],
+  });
+  const prepare = (document = withExcludes) => preparePolicy(document, embed(policyTexts(document)), 3);
+
+  it('embeds exclude prompts after the label prompts and the baseline', () => {
+    expect(policyTexts(withExcludes)).toEqual(['gun', 'rifle', 'toy', 'cat', 'toy gun', 'water pistol']);
+  });
+
+  it('suppresses a label when an exclude matches the image better than its best prompt', () => {
+    const [weapons, toys] = scorePolicy(prepare(), Float32Array.from([0.6, 0.8, 0]), [0], 10);
+    // cos(toy gun) = 1 beats cos(rifle) = 0.96: suppressed; the toys label has no excludes.
+    expect(weapons).toMatchObject({ labelId: 'weapons', prompt: 'rifle', suppressedBy: 'toy gun' });
+    expect(toys?.suppressedBy).toBeUndefined();
+  });
+
+  it('leaves the label alone when its own prompt matches better than every exclude', () => {
+    const [weapons] = scorePolicy(prepare(), Float32Array.from([1, 0, 0]), [0], 10);
+    expect(weapons?.prompt).toBe('gun');
+    expect(weapons?.suppressedBy).toBeUndefined();
+  });
+
+  it('never moves a score: excludes stay out of the softmax', () => {
+    const image = Float32Array.from([0.6, 0.8, 0]);
+    const plain = scorePolicy(
+      preparePolicy(softmaxPolicy, embed(policyTexts(softmaxPolicy)), 3),
+      image,
+      [0],
+      10,
+    );
+    const excluded = scorePolicy(prepare(), image, [0], 10);
+    expect(excluded.map((result) => result.score)).toEqual(plain.map((result) => result.score));
+  });
+
+  it('reports the frame where the label triggers over a higher-scoring suppressed frame', () => {
+    // Frame 0: a toy gun (weapons scores highest there but is suppressed); frame 7: a gun beside a cat.
+    const [toyGun, gunAndCat] = [
+      [0.6, 0.8, 0],
+      [0.7, 0, 0.714],
+    ];
+    const [suppressed] = scorePolicy(prepare(), Float32Array.from(toyGun), [0], 10);
+    const [weapons] = scorePolicy(prepare(), Float32Array.from([...toyGun, ...gunAndCat]), [0, 7], 10);
+    expect(weapons).toMatchObject({ frame: 7, prompt: 'gun' });
+    expect(weapons?.suppressedBy).toBeUndefined();
+    expect(weapons?.score).toBeGreaterThanOrEqual(0.5);
+    expect(weapons!.score).toBeLessThan(suppressed!.score);
+  });
+
+  it('reports the best suppressed frame when the label triggers nowhere', () => {
+    const frames = Float32Array.from([0, 0, 1, 0.6, 0.8, 0]);
+    const [weapons] = scorePolicy(prepare(), frames, [0, 3], 10);
+    expect(weapons).toMatchObject({ frame: 3, suppressedBy: 'toy gun' });
   });
 });

@@ -23,6 +23,8 @@ export type ImageEmbedderOptions = {
   maxFrames: number;
   limits: Partial<ImageLimits>;
   onBatch?(size: number, durationMs: number): void;
+  /** Probe, decode and resize of one image (every sampled frame) took durationMs. */
+  onPreprocess?(durationMs: number): void;
 };
 
 export type ImageEmbedding = {
@@ -74,6 +76,7 @@ export class ImageEmbedder {
       ),
     );
     const preprocessMs = performance.now() - startedAt;
+    this.#options.onPreprocess?.(preprocessMs);
     const results = await Promise.all(crops.map((crop) => this.#batcher.submit(crop.rgb)));
     const dim = model.embeddingDim;
     const embeddings = new Float32Array(results.length * dim);

@@ -11,10 +11,12 @@ import {
 import { ClipmodError, isClipmodError } from '../../shared/errors/index.ts';
 import type { Logger } from '../../shared/logger/index.ts';
 import type { ModerationRecord, ModerationStore } from '../../shared/moderation/index.ts';
-import { decideVerdict, type PolicyDocument } from '../../shared/policy/index.ts';
+import { decideVerdict, type PolicyDocument, type ShadowStats } from '../../shared/policy/index.ts';
 import { isJobName, type JobPayload, parsePayload } from '../../shared/queue/index.ts';
+import { countShadow, shadowVerdict, testPolicy } from './candidate-scoring.ts';
 import type { ImageEmbedder } from './image-embedder.ts';
-import { type PreparedPolicy, policyTexts, preparePolicy, scorePolicy } from './policy-scoring.ts';
+import { scorePolicy } from './policy-scoring.ts';
+import { PreparedPolicies } from './prepared-policies.ts';
 
 export type InferenceProcessorDeps = {
   model: ClipModel;
@@ -32,29 +34,15 @@ export type InferenceProcessorDeps = {
    * (at-least-once; consumers such as the webhook enqueue must be idempotent).
    */
   onFinished?(record: ModerationRecord): Promise<void>;
+  /** Shared with the hot-reload subscriber, which prepares new versions ahead; else one of its own. */
+  preparedPolicies?: PreparedPolicies;
+  /** Tallies shadow-mode comparisons (GET /v1/policies/:id/shadow/summary). */
+  shadowStats?: Pick<ShadowStats, 'record'>;
 };
 
 /** The BullMQ processor of the inference queue: one job = one image, batched underneath. */
 export function createInferenceProcessor(deps: InferenceProcessorDeps) {
-  const prepared = new Map<string, PreparedPolicy>();
-
-  async function preparedPolicy(tenant: string, id: string, version: number): Promise<PreparedPolicy> {
-    const key = `${tenant}\u0000${id}\u0000${version}`;
-    const hit = prepared.get(key);
-    if (hit) return hit;
-    const document = await deps.loadPolicy(tenant, id, version);
-    if (!document) throw new ClipmodError('not_found', `policy ${id} version ${version} no longer exists`);
-    const { embeddings, hits, misses } = await embedTextsCached(
-      deps.model,
-      deps.textCache,
-      policyTexts(document),
-    );
-    deps.onTextCache?.(hits, misses);
-    const result = preparePolicy(document, embeddings, deps.model.embeddingDim);
-    if (prepared.size >= 256) prepared.delete(prepared.keys().next().value!);
-    prepared.set(key, result);
-    return result;
-  }
+  const policies = deps.preparedPolicies ?? new PreparedPolicies(deps);
 
   async function imageBytes(id: string): Promise<Buffer> {
     const bytes = await deps.store.image(id);
@@ -67,6 +55,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     if (!record) throw new UnrecoverableError(`moderation ${payload.moderationId} not found`);
     if (record.status === 'completed' || record.status === 'failed') {
       // A redelivered job: the work is done, but the finish hook may not have run before the crash.
+      await countShadow(deps.shadowStats, record);
       await deps.onFinished?.(record);
       return record;
     }
@@ -77,15 +66,17 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
       startedAt: startedAt.toISOString(),
       attempts: job.attemptsMade + 1,
     });
-    const policy = await preparedPolicy(record.tenant, record.policy.id, record.policy.version);
+    const policy = await policies.get(record.tenant, record.policy.id, record.policy.version);
     const image = await deps.embedder.embed(await imageBytes(record.id));
     const results = scorePolicy(policy, image.embeddings, image.frameIndexes, deps.model.logitScale);
+    const shadow = await shadowVerdict(policies, record, image, deps.model.logitScale, deps.logger);
     const completedAt = new Date();
     const finished: ModerationRecord = {
       ...record,
       status: 'completed',
       model: modelName(deps),
       verdict: decideVerdict(policy.document, results),
+      ...(shadow === undefined ? {} : { shadow }),
       timings: {
         queuedMs: startedAt.getTime() - Date.parse(record.createdAt),
         preprocessMs: round(image.preprocessMs),
@@ -98,6 +89,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     };
     await deps.store.save(finished);
     await deps.store.deleteImage(record.id);
+    await countShadow(deps.shadowStats, finished);
     await deps.onFinished?.(finished);
     return finished;
   }
@@ -129,10 +121,21 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     return { model: modelName(deps), dim, embeddings: [Array.from(image.embeddings.subarray(0, dim))] };
   }
 
+  async function dryRun(payload: JobPayload<'policy.test'>) {
+    const embedImage = async () => {
+      const image = await deps.embedder.embed(await imageBytes(payload.requestId));
+      await deps.store.deleteImage(payload.requestId);
+      return image;
+    };
+    const { verdict } = await testPolicy(payload, policies, embedImage, deps.model.logitScale);
+    return { model: modelName(deps), verdict };
+  }
+
   async function run(job: Job): Promise<unknown> {
     if (!isJobName(job.name)) throw new UnrecoverableError(`unknown job ${job.name}`);
     if (job.name === 'moderation.run') return moderate(job, parsePayload('moderation.run', job.data));
     if (job.name === 'classify.run') return classify(parsePayload('classify.run', job.data));
+    if (job.name === 'policy.test') return dryRun(parsePayload('policy.test', job.data));
     return embed(parsePayload('embedding.run', job.data));
   }
 
@@ -149,12 +152,18 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
       if (isPermanent)
         throw error instanceof UnrecoverableError ? error : new UnrecoverableError(describe(error));
       deps.logger.warn(
-        { jobId: job.id, err: error, attempt: job.attemptsMade + 1 },
+        { jobId: job.id, requestId: requestIdOf(job), err: error, attempt: job.attemptsMade + 1 },
         'job failed; will retry',
       );
       throw error;
     }
   };
+}
+
+/** The submitting request's id on moderation jobs (classify/embedding `requestId` names their image). */
+function requestIdOf(job: Job): string | undefined {
+  const { requestId } = job.data as { requestId?: unknown };
+  return job.name === 'moderation.run' && typeof requestId === 'string' ? requestId : undefined;
 }
 
 function describe(error: unknown): string {

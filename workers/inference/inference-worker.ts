@@ -1,22 +1,31 @@
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ClipModel } from '../../shared/clip/index.ts';
-import { Counter, Gauge, Histogram, type Registry } from '../../shared/metrics/index.ts';
-import { queueNames } from '../../shared/queue/index.ts';
+import type { Registry } from '../../shared/metrics/index.ts';
+import type { ModerationRecord } from '../../shared/moderation/index.ts';
+import { observeJobOutcomes, queueNames } from '../../shared/queue/index.ts';
 import type { Component } from '../../shared/runtime/index.ts';
 import { ImageEmbedder, type ImageEmbedderOptions } from './image-embedder.ts';
+import { type InferenceMetrics, inferenceMetrics } from './inference-metrics.ts';
 import { createInferenceProcessor, type InferenceProcessorDeps } from './inference-processor.ts';
+import { startPolicyPrewarm } from './policy-prewarm.ts';
+import { PreparedPolicies } from './prepared-policies.ts';
 
-export type InferenceWorkerOptions = Omit<InferenceProcessorDeps, 'embedder' | 'model' | 'onTextCache'> &
-  Omit<ImageEmbedderOptions, 'model' | 'onBatch'> & {
+export type InferenceWorkerOptions = Omit<
+  InferenceProcessorDeps,
+  'embedder' | 'model' | 'onTextCache' | 'preparedPolicies'
+> &
+  Omit<ImageEmbedderOptions, 'model' | 'onBatch' | 'onPreprocess'> & {
     /** Loads the model; called once at start, before the worker takes any job. */
     loadModel(): Promise<ClipModel>;
     /** A worker-role connection (maxRetriesPerRequest null); BullMQ duplicates it for blocking calls. */
-    connection: Redis;
+    connection: Redis | Cluster;
     prefix: string;
     concurrency: number;
     lockDurationMs: number;
     registry: Registry;
+    /** A dedicated connection for the policy change channel (hot reload); unset: prepare on first use. */
+    policyChanges?: Redis | Cluster;
   };
 
 /**
@@ -29,6 +38,7 @@ export function createInferenceWorker(
 ): Component & { model(): ClipModel | undefined } {
   let model: ClipModel | undefined;
   let worker: Worker | undefined;
+  let prewarm: { stop(): Promise<void> } | undefined;
   const metrics = inferenceMetrics(options.registry, options.maxBatchSize);
   return {
     name: 'inference-worker',
@@ -36,14 +46,36 @@ export function createInferenceWorker(
     async start() {
       const loadStartedAt = performance.now();
       model = await options.loadModel();
+      const warmupStartedAt = performance.now();
       await model.warmUp();
-      metrics.modelLoad.set((performance.now() - loadStartedAt) / 1000);
-      const embedder = new ImageEmbedder({ ...options, model, onBatch: metrics.observeBatch });
+      metrics.observeModelStart(model, warmupStartedAt - loadStartedAt, performance.now() - warmupStartedAt);
+      const embedder = new ImageEmbedder({
+        ...options,
+        model,
+        onBatch: metrics.observeBatch,
+        onPreprocess: metrics.observePreprocess,
+      });
+      const preparedPolicies = new PreparedPolicies({
+        ...options,
+        model,
+        onTextCache: metrics.observeTextCache,
+      });
+      if (options.policyChanges) {
+        const { prefix, logger } = options;
+        prewarm = await startPolicyPrewarm({
+          subscriber: options.policyChanges,
+          prefix,
+          policies: preparedPolicies,
+          logger,
+        });
+      }
       const processor = createInferenceProcessor({
         ...options,
         model,
         embedder,
+        preparedPolicies,
         onTextCache: metrics.observeTextCache,
+        onFinished: (record) => finished(options, metrics, record),
       });
       worker = new Worker(queueNames.inference, processor, {
         connection: options.connection,
@@ -55,8 +87,7 @@ export function createInferenceWorker(
         autorun: false,
       });
       worker.on('error', (error) => options.logger.error({ err: error }, 'inference worker error'));
-      worker.on('completed', (job) => metrics.jobs.inc({ name: job.name, outcome: 'completed' }));
-      worker.on('failed', (job) => metrics.jobs.inc({ name: job?.name ?? 'unknown', outcome: 'failed' }));
+      observeJobOutcomes(options.registry, worker);
       void worker.run();
       options.logger.info(
         { model: model.modelId, provider: model.provider, concurrency: options.concurrency },
@@ -64,52 +95,35 @@ export function createInferenceWorker(
       );
     },
     async stop() {
+      await prewarm?.stop();
       await worker?.close();
       await model?.close();
     },
   };
 }
 
-function inferenceMetrics(registry: Registry, maxBatchSize: number) {
-  const batchSize = new Histogram({
-    name: 'clipmod_inference_batch_size',
-    help: 'Images per ONNX call.',
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256].filter((b) => b <= Math.max(1, maxBatchSize * 2)),
-    registers: [registry],
-  });
-  const batchSeconds = new Histogram({
-    name: 'clipmod_inference_batch_duration_seconds',
-    help: 'Time of one batched image-encoder call, normalisation included.',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  const jobs = new Counter({
-    name: 'clipmod_inference_jobs_total',
-    help: 'Inference jobs by name and outcome.',
-    labelNames: ['name', 'outcome'],
-    registers: [registry],
-  });
-  const textCache = new Counter({
-    name: 'clipmod_text_embedding_cache_total',
-    help: 'Text-embedding cache lookups by result.',
-    labelNames: ['result'],
-    registers: [registry],
-  });
-  const modelLoad = new Gauge({
-    name: 'clipmod_model_load_seconds',
-    help: 'Time to load and warm up the model.',
-    registers: [registry],
-  });
-  return {
-    jobs,
-    modelLoad,
-    observeBatch: (size: number, durationMs: number) => {
-      batchSize.observe(size);
-      batchSeconds.observe(durationMs / 1000);
+/**
+ * Metrics and the log line that ties the moderation to the request that submitted it, then the
+ * caller's own hook. A job redelivered after a crash reaches this twice (at-least-once), which
+ * counts that verdict twice: rare, and cheaper than a dedupe key per moderation in Redis.
+ */
+async function finished(
+  options: InferenceWorkerOptions,
+  metrics: InferenceMetrics,
+  record: ModerationRecord,
+): Promise<void> {
+  metrics.observeModeration(record);
+  options.logger.info(
+    {
+      requestId: record.requestId,
+      moderationId: record.id,
+      jobId: record.id,
+      status: record.status,
+      action: record.verdict?.action,
+      errorCode: record.error?.code,
+      totalMs: record.timings?.totalMs,
     },
-    observeTextCache: (hits: number, misses: number) => {
-      textCache.inc({ result: 'hit' }, hits);
-      textCache.inc({ result: 'miss' }, misses);
-    },
-  };
+    'moderation finished',
+  );
+  await options.onFinished?.(record);
 }
