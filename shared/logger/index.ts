@@ -23,6 +23,8 @@ const redactPaths = [
   '*.token',
   '*.password',
   'config.CLIPMOD_ADMIN_KEY',
+  'config.CLIPMOD_WEBHOOK_SECRET_KEY',
+  'config.HF_TOKEN',
   'config.REDIS_URL',
 ];
 
