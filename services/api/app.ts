@@ -4,6 +4,7 @@ import type { Registry } from '../../shared/metrics/index.ts';
 import type { ReadinessReport } from '../../shared/runtime/index.ts';
 import { httpMetrics } from './http-metrics.ts';
 import { notFoundHandler, problemHandler } from './problem-handler.ts';
+import { requestContext } from './request-context.ts';
 
 export type AppOptions = {
   logger: Logger;
@@ -18,6 +19,7 @@ export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.use(requestContext(options.logger));
   app.use(httpMetrics(options.registry));
 
   app.get('/livez', (_req, res) => {

@@ -6,7 +6,7 @@ import { metadataSchema, newRequestId, publicModeration } from '../../shared/mod
 import { principalOf } from './auth/index.ts';
 import { type IntakeOptions, readOptionalSubmission, readSubmission } from './intake/index.ts';
 import type { ModerationService } from './moderation-service.ts';
-import { requestIdOf } from './request-context.ts';
+import { annotateRequestLog, requestIdOf } from './request-context.ts';
 
 export type ModerationRouterDeps = {
   service: ModerationService;
@@ -79,6 +79,7 @@ export function moderationRouter(deps: ModerationRouterDeps): Router {
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
       ...(requestId === undefined ? {} : { requestId }),
     });
+    annotateRequestLog(res, { moderationId: id, isIdempotentReplay: !isNew });
     const record = await service.waitForSubmitted(tenant, id, waitMs);
     res.setHeader('location', `/v1/moderations/${id}`);
     if (!isNew) res.setHeader('idempotent-replayed', 'true');

@@ -49,14 +49,9 @@ export class ModerationService {
       throw new ClipmodError('not_found', `policy "${submission.policyId}" does not exist`, {
         details: { field: 'policy' },
       });
-    let id = newRequestId();
-    if (submission.idempotencyKey !== undefined) {
-      const claim = await store.claimIdempotencyKey(submission.tenant, submission.idempotencyKey, id);
-      if (!claim.isNew) return this.#replicated(claim);
-      id = claim.id;
-    }
-    const { info, requestId } = submission;
-    await store.create(
+    const id = newRequestId();
+    const { info, requestId, idempotencyKey } = submission;
+    const earlierId = await store.create(
       {
         id,
         tenant: submission.tenant,
@@ -78,10 +73,26 @@ export class ModerationService {
         createdAt: new Date().toISOString(),
       },
       submission.image,
+      idempotencyKey === undefined ? undefined : { tenant: submission.tenant, key: idempotencyKey },
     );
+    if (earlierId !== undefined) return this.#replicated({ id: await this.#requeue(earlierId), isNew: false });
     const payload = { moderationId: id, tenant: submission.tenant, ...(requestId ? { requestId } : {}) };
     await this.#enqueue('moderation.run', payload, id);
     return this.#replicated({ id, isNew: true });
+  }
+
+  /**
+   * A retry (same Idempotency-Key) of a submission whose first attempt stored the record but could not
+   * enqueue it (Redis away or failing over; that client got a 503): enqueue it now. BullMQ ignores a
+   * jobId it already holds, so concurrent duplicates still make one job.
+   */
+  async #requeue(id: string): Promise<string> {
+    const record = await this.#options.store.get(id);
+    if (record?.status === 'queued') {
+      const { tenant, requestId } = record;
+      await this.#enqueue('moderation.run', { moderationId: id, tenant, ...(requestId ? { requestId } : {}) }, id);
+    }
+    return id;
   }
 
   /** Accepted means replicated: a failover right after the 202 cannot lose the submission. */

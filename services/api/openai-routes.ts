@@ -19,6 +19,7 @@ import {
   resultFromVerdicts,
   unscoredResult,
 } from './openai-moderation-format.ts';
+import { requestIdOf } from './request-context.ts';
 
 // POST /openai/v1/moderations — OpenAI's moderation API, so an OpenAI SDK client changes only its base
 // URL (`baseURL: http://host/openai/v1`) to get clipmod's image moderation.
@@ -179,9 +180,17 @@ async function moderateImages(
   res: Response,
 ): Promise<Verdict[]> {
   const images = await Promise.all(refs.map((ref) => loadImage(ref, deps)));
+  const requestId = requestIdOf(res);
   const submitted = await Promise.all(
     images.map(({ image, info }) =>
-      deps.service.submit({ tenant, image, info, policyId, metadata: { via: 'openai' } }),
+      deps.service.submit({
+        tenant,
+        image,
+        info,
+        policyId,
+        metadata: { via: 'openai' },
+        ...(requestId === undefined ? {} : { requestId }),
+      }),
     ),
   );
   const ids = submitted.map(({ id }) => id);

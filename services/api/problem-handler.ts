@@ -1,13 +1,15 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ClipmodError, isClipmodError, toProblem } from '../../shared/errors/index.ts';
 import type { Logger } from '../../shared/logger/index.ts';
+import { requestLoggerOf } from './request-context.ts';
 
 /** The one place where errors become application/problem+json responses. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const known = translateExpressError(error);
     const problem = toProblem(known, req.originalUrl);
-    if (problem.status >= 500) logger.error({ err: error, url: req.originalUrl }, 'request failed');
+    if (problem.status >= 500)
+      requestLoggerOf(res, logger).error({ err: error, url: req.originalUrl }, 'request failed');
     if (res.headersSent) {
       res.destroy();
       return;

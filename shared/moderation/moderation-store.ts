@@ -5,6 +5,17 @@ import type { ModerationRecord } from './moderation-record.ts';
 // Moderation records, submitted image bytes and idempotency keys in Redis, all under the deployment's
 // hash-tagged prefix. Records are JSON strings with a TTL; image bytes live only until the job ends.
 
+// KEYS: record, image[, idempotency key]. ARGV: record JSON, image bytes, result TTL, image TTL, id.
+const createScript = `
+if #KEYS == 3 then
+  local earlier = redis.call('SET', KEYS[3], ARGV[5], 'EX', 86400, 'NX', 'GET')
+  if earlier then return earlier end
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return false
+`;
+
 export type ModerationStoreOptions = {
   redis: Redis | Cluster;
   prefix: string;
@@ -37,13 +48,21 @@ export class ModerationStore {
     return `${this.#prefix}:image:${id}`;
   }
 
-  /** Stores bytes and record in one transaction, so a job never finds one without the other. */
-  async create(record: ModerationRecord, image: Buffer): Promise<void> {
-    await this.#redis
-      .multi()
-      .set(this.imageKey(record.id), image, 'EX', this.#imageTtlSeconds)
-      .set(this.recordKey(record.id), JSON.stringify(record), 'EX', this.#resultTtlSeconds)
-      .exec();
+  /**
+   * Stores bytes and record in one step, so a job never finds one without the other. With an
+   * Idempotency-Key the key is claimed (24 h) in the same step: when an earlier submission holds it,
+   * nothing is stored and its id is returned. One script, so a key never points at a missing record.
+   */
+  async create(
+    record: ModerationRecord,
+    image: Buffer,
+    idempotency?: { tenant: string; key: string },
+  ): Promise<string | undefined> {
+    const keys = [this.recordKey(record.id), this.imageKey(record.id)];
+    if (idempotency) keys.push(this.#idempotencyKey(idempotency.tenant, idempotency.key));
+    const args = [JSON.stringify(record), image, this.#resultTtlSeconds, this.#imageTtlSeconds, record.id];
+    const earlier = await this.#redis.eval(createScript, keys.length, ...keys, ...args);
+    return typeof earlier === 'string' ? earlier : undefined;
   }
 
   async putImage(id: string, image: Buffer): Promise<void> {
@@ -67,17 +86,7 @@ export class ModerationStore {
     await this.#redis.del(this.imageKey(id));
   }
 
-  /**
-   * Claims an Idempotency-Key for 24 h. Returns the id that owns the key: `candidateId` when this call
-   * claimed it, else the id of the earlier submission.
-   */
-  async claimIdempotencyKey(
-    tenant: string,
-    key: string,
-    candidateId: string,
-  ): Promise<{ id: string; isNew: boolean }> {
-    const redisKey = `${this.#prefix}:idempotency:${tenant}:${key}`;
-    const previous = await this.#redis.set(redisKey, candidateId, 'EX', 86_400, 'NX', 'GET');
-    return previous === null ? { id: candidateId, isNew: true } : { id: previous, isNew: false };
+  #idempotencyKey(tenant: string, key: string): string {
+    return `${this.#prefix}:idempotency:${tenant}:${key}`;
   }
 }

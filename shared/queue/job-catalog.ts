@@ -62,6 +62,7 @@ export const jobSchemas = {
     tenant,
     type: z.string().min(1).max(64),
     moderationId: id.optional(),
+    requestId: requestIdSchema.optional(),
     series: z.number().int().min(0),
     attempt: z.number().int().min(1).max(100),
   }),

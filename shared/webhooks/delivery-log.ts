@@ -26,6 +26,8 @@ export type DeliveryRecord = {
   eventId: string;
   type: WebhookEventType;
   moderationId?: string;
+  /** The submitting request's `x-request-id` (moderation events): logged with every attempt. */
+  requestId?: string;
   status: DeliveryStatus;
   series: number;
   attemptCount: number;

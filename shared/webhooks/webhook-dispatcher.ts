@@ -75,6 +75,7 @@ export class WebhookDispatcher {
       series,
       attempt,
       ...(delivery.moderationId ? { moderationId: delivery.moderationId } : {}),
+      ...(delivery.requestId ? { requestId: delivery.requestId } : {}),
     });
     await this.#queue.add('webhook.deliver', payload, {
       jobId: `${delivery.id}.${series}.${attempt}`,
@@ -131,6 +132,7 @@ export class WebhookDispatcher {
       eventId: event.id,
       type: event.type,
       ...(event.moderationId ? { moderationId: event.moderationId } : {}),
+      ...(event.requestId ? { requestId: event.requestId } : {}),
       status: endpoint.isEnabled ? 'pending' : 'failed',
       series: 0,
       attemptCount: 0,

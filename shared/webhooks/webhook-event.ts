@@ -8,6 +8,8 @@ import { type ModerationRecord, publicModeration } from '../moderation/index.ts'
 export const webhookEventTypes = [
   'moderation.completed',
   'moderation.failed',
+  /** A retained embedding re-scored under a new live policy version changed outcome (old and new verdicts). */
+  'moderation.rescored',
   /** Operational: an endpoint was disabled (410 Gone, or failing for the whole disable window). */
   'endpoint.disabled',
   /** Operational: a delivery used up its retry schedule without a 2xx. */
@@ -31,6 +33,8 @@ export type WebhookEvent = {
   timestamp: string;
   data: unknown;
   moderationId?: string;
+  /** The `x-request-id` of the submission, carried to the delivery jobs so their log lines name it. */
+  requestId?: string;
 };
 
 /** A stable id: the same parts always give the same id, different parts practically never collide. */
@@ -55,6 +59,7 @@ export function moderationEvent(record: ModerationRecord): WebhookEvent | undefi
     timestamp: record.completedAt ?? record.createdAt,
     data: publicModeration(record),
     moderationId: record.id,
+    ...(record.requestId ? { requestId: record.requestId } : {}),
   };
 }
 

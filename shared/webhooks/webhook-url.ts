@@ -1,5 +1,12 @@
 import { ClipmodError } from '../errors/index.ts';
-import { type Cidr, checkAddress, type HostLookup, parseIpAddress, systemLookup } from '../net/index.ts';
+import {
+  assertPortAllowed,
+  type Cidr,
+  checkAddress,
+  type HostLookup,
+  parseIpAddress,
+  systemLookup,
+} from '../net/index.ts';
 
 // The registration-time check of a webhook URL. It resolves the host and applies the same address
 // policy as the SSRF-safe client, so a forbidden endpoint is refused with a clear 400 instead of
@@ -58,6 +65,12 @@ function parseWebhookUrl(input: string): URL {
     );
   }
   url.hash = '';
+  try {
+    assertPortAllowed(url);
+  } catch (error) {
+    if (error instanceof ClipmodError) error.details.field = 'url';
+    throw error;
+  }
   return url;
 }
 

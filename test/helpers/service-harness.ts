@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { composeRoles, type Role } from '../../services/cli/serve-roles.ts';
 import { loadConfig } from '../../shared/config/index.ts';
@@ -10,6 +11,8 @@ export type ServiceHarness = {
   adminKey: string;
   prefix: string;
   redis: Redis;
+  /** Where this process's Prometheus metrics are served: the API, or the probe server of worker roles. */
+  metricsUrl: string;
   /** fetch against the service with the admin key unless headers say otherwise. */
   request(path: string, init?: RequestInit): Promise<Response>;
   stop(): Promise<void>;
@@ -20,9 +23,16 @@ export type ServiceHarness = {
  * port, against the test Redis under a unique key prefix that stop() deletes.
  */
 export async function startService(
-  options: { env?: Record<string, string>; roles?: Role[] } = {},
+  options: {
+    env?: Record<string, string>;
+    roles?: Role[];
+    /** Share another harness's prefix to run the roles of one deployment as separate "processes". */
+    prefix?: string;
+    /** Receives the JSON log lines (at env LOG_LEVEL, warn by default) instead of stdout. */
+    logDestination?: Writable;
+  } = {},
 ): Promise<ServiceHarness> {
-  const prefix = `{clipmod-test-${randomBytes(4).toString('hex')}}`;
+  const prefix = options.prefix ?? `{clipmod-test-${randomBytes(4).toString('hex')}}`;
   const adminKey = `admin-${randomBytes(12).toString('hex')}`;
   const config = loadConfig({
     REDIS_URL: process.env.REDIS_URL,
@@ -33,17 +43,25 @@ export async function startService(
     CLIPMOD_RATE_LIMIT_PER_MINUTE: '0',
     ...options.env,
   });
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'clipmod-test' });
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    name: 'clipmod-test',
+    ...(options.logDestination ? { destination: options.logDestination } : {}),
+  });
   const lifecycle = new Lifecycle({ stopTimeoutMs: 10_000, logger });
   const composed = composeRoles({ config, logger, lifecycle, roles: options.roles ?? ['api', 'inference'] });
   await lifecycle.start();
   const baseUrl = `http://127.0.0.1:${composed.apiPort()}`;
+  const metricsUrl = composed.apiPort()
+    ? `${baseUrl}/metrics`
+    : `http://127.0.0.1:${composed.probePort()}/metrics`;
   const redis = new Redis(process.env.REDIS_URL!);
   return {
     baseUrl,
     adminKey,
     prefix,
     redis,
+    metricsUrl,
     request: (path, init = {}) =>
       fetch(`${baseUrl}${path}`, {
         ...init,

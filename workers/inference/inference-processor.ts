@@ -13,8 +13,10 @@ import type { Logger } from '../../shared/logger/index.ts';
 import type { ModerationRecord, ModerationStore } from '../../shared/moderation/index.ts';
 import { decideVerdict, type PolicyDocument, type ShadowStats } from '../../shared/policy/index.ts';
 import { isJobName, type JobPayload, parsePayload } from '../../shared/queue/index.ts';
+import type { FaultInjector } from '../../shared/runtime/index.ts';
 import { countShadow, shadowVerdict, testPolicy } from './candidate-scoring.ts';
 import type { ImageEmbedder } from './image-embedder.ts';
+import type { ModerationExtensions } from './moderation-extensions.ts';
 import { scorePolicy } from './policy-scoring.ts';
 import { PreparedPolicies } from './prepared-policies.ts';
 
@@ -38,6 +40,10 @@ export type InferenceProcessorDeps = {
   preparedPolicies?: PreparedPolicies;
   /** Tallies shadow-mode comparisons (GET /v1/policies/:id/shadow/summary). */
   shadowStats?: Pick<ShadowStats, 'record'>;
+  /** Known-bad bank matches before the verdict, embedding retention after the record is stored. */
+  extensions?: ModerationExtensions;
+  /** Test-only crash points (CLIPMOD_FAULT_INJECTION); absent in production. */
+  faults?: FaultInjector;
 };
 
 /** The BullMQ processor of the inference queue: one job = one image, batched underneath. */
@@ -59,6 +65,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
       await deps.onFinished?.(record);
       return record;
     }
+    deps.faults?.crashIfRequested(record.metadata, 'inference-crash');
     const startedAt = new Date();
     await deps.store.save({
       ...record,
@@ -68,7 +75,8 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     });
     const policy = await policies.get(record.tenant, record.policy.id, record.policy.version);
     const image = await deps.embedder.embed(await imageBytes(record.id));
-    const results = scorePolicy(policy, image.embeddings, image.frameIndexes, deps.model.logitScale);
+    const scored = scorePolicy(policy, image.embeddings, image.frameIndexes, deps.model.logitScale);
+    const results = (await deps.extensions?.adjustResults(record, image, scored)) ?? scored;
     const shadow = await shadowVerdict(policies, record, image, deps.model.logitScale, deps.logger);
     const completedAt = new Date();
     const finished: ModerationRecord = {
@@ -89,6 +97,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     };
     await deps.store.save(finished);
     await deps.store.deleteImage(record.id);
+    await deps.extensions?.retain(finished, image);
     await countShadow(deps.shadowStats, finished);
     await deps.onFinished?.(finished);
     return finished;
@@ -170,7 +179,30 @@ function describe(error: unknown): string {
   return isClipmodError(error) ? `${error.code}: ${error.message}` : String(error);
 }
 
-async function recordFailure(deps: InferenceProcessorDeps, job: Job, error: unknown): Promise<void> {
+/**
+ * A job that crashed its worker more than maxStalledCount times is failed by BullMQ's stalled check,
+ * where no processor runs: without this the moderation would stay `processing` and the customer would
+ * never hear of it. Called from the queue's `failed` event, possibly by several workers at once, so
+ * it is idempotent up to the webhook (whose event id is stable per moderation and status).
+ */
+export async function recordStalledFailure(
+  deps: Pick<InferenceProcessorDeps, 'store' | 'model' | 'modelNote' | 'onFinished'>,
+  job: Job,
+  failedReason: string,
+): Promise<void> {
+  const id = (job.data as { moderationId?: string }).moderationId;
+  const record = id ? await deps.store.get(id) : undefined;
+  if (job.name !== 'moderation.run' || !record || record.status === 'completed' || record.status === 'failed')
+    return;
+  const error = new ClipmodError('internal', `processing crashed the worker repeatedly (${failedReason})`);
+  await recordFailure(deps, job, error);
+}
+
+async function recordFailure(
+  deps: Pick<InferenceProcessorDeps, 'store' | 'model' | 'modelNote' | 'onFinished'>,
+  job: Job,
+  error: unknown,
+): Promise<void> {
   const id = (job.data as { moderationId?: string }).moderationId;
   const record = id ? await deps.store.get(id) : undefined;
   if (!record || record.status === 'completed') return;
@@ -188,7 +220,7 @@ async function recordFailure(deps: InferenceProcessorDeps, job: Job, error: unkn
   await deps.onFinished?.(failed);
 }
 
-function modelName(deps: InferenceProcessorDeps): string {
+function modelName(deps: Pick<InferenceProcessorDeps, 'model' | 'modelNote'>): string {
   return deps.modelNote ? `${deps.model.modelId} (${deps.modelNote})` : deps.model.modelId;
 }
 

@@ -1,13 +1,18 @@
-import { Worker } from 'bullmq';
+import { Job, type QueueEvents, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { ClipModel } from '../../shared/clip/index.ts';
 import type { Registry } from '../../shared/metrics/index.ts';
 import type { ModerationRecord } from '../../shared/moderation/index.ts';
-import { observeJobOutcomes, queueNames } from '../../shared/queue/index.ts';
+import { createInferenceQueueEvents, observeJobOutcomes, queueNames } from '../../shared/queue/index.ts';
 import type { Component } from '../../shared/runtime/index.ts';
+import { type BeyondModerationOptions, startBeyondModeration } from './beyond-moderation.ts';
 import { ImageEmbedder, type ImageEmbedderOptions } from './image-embedder.ts';
 import { type InferenceMetrics, inferenceMetrics } from './inference-metrics.ts';
-import { createInferenceProcessor, type InferenceProcessorDeps } from './inference-processor.ts';
+import {
+  createInferenceProcessor,
+  type InferenceProcessorDeps,
+  recordStalledFailure,
+} from './inference-processor.ts';
 import { startPolicyPrewarm } from './policy-prewarm.ts';
 import { PreparedPolicies } from './prepared-policies.ts';
 
@@ -26,6 +31,13 @@ export type InferenceWorkerOptions = Omit<
     registry: Registry;
     /** A dedicated connection for the policy change channel (hot reload); unset: prepare on first use. */
     policyChanges?: Redis | Cluster;
+    /** Retention, the known-bad bank and re-scoring on policy change; unset: none of them. */
+    beyond?: BeyondModerationOptions;
+    /**
+     * A dedicated connection for the queue's events: jobs that BullMQ fails for stalling too often
+     * (a poison pill crashing every worker that takes it) are recorded as failed moderations here.
+     */
+    queueEvents?: Redis | Cluster;
   };
 
 /**
@@ -39,6 +51,8 @@ export function createInferenceWorker(
   let model: ClipModel | undefined;
   let worker: Worker | undefined;
   let prewarm: { stop(): Promise<void> } | undefined;
+  let beyond: { stop(): Promise<void> } | undefined;
+  let events: QueueEvents | undefined;
   const metrics = inferenceMetrics(options.registry, options.maxBatchSize);
   return {
     name: 'inference-worker',
@@ -69,8 +83,14 @@ export function createInferenceWorker(
           logger,
         });
       }
+      const { prefix, logger } = options;
+      const started = options.beyond
+        ? await startBeyondModeration(options.beyond, { model, policies: preparedPolicies, prefix, logger })
+        : undefined;
+      beyond = started;
       const processor = createInferenceProcessor({
         ...options,
+        ...(started ? { extensions: started.extensions } : {}),
         model,
         embedder,
         preparedPolicies,
@@ -88,6 +108,7 @@ export function createInferenceWorker(
       });
       worker.on('error', (error) => options.logger.error({ err: error }, 'inference worker error'));
       observeJobOutcomes(options.registry, worker);
+      if (options.queueEvents) events = watchStalledFailures(options, worker, model);
       void worker.run();
       options.logger.info(
         { model: model.modelId, provider: model.provider, concurrency: options.concurrency },
@@ -96,10 +117,28 @@ export function createInferenceWorker(
     },
     async stop() {
       await prewarm?.stop();
+      await beyond?.stop();
+      await events?.close();
       await worker?.close();
       await model?.close();
     },
   };
+}
+
+function watchStalledFailures(options: InferenceWorkerOptions, worker: Worker, model: ClipModel) {
+  const events = createInferenceQueueEvents(options.queueEvents!, options.prefix);
+  events.on('failed', ({ jobId, failedReason }) => {
+    if (!failedReason.includes('stalled')) return;
+    void (async () => {
+      const job = await Job.fromId(worker, jobId);
+      if (!job) return;
+      options.logger.error({ jobId, failedReason }, 'job failed after crashing its worker repeatedly');
+      await recordStalledFailure({ ...options, model }, job, failedReason);
+    })().catch((error: unknown) =>
+      options.logger.error({ err: error, jobId }, 'could not record a stalled job as failed'),
+    );
+  });
+  return events;
 }
 
 /**

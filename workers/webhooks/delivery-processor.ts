@@ -204,6 +204,7 @@ export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
     });
     const errorClass = decision.kind === 'delivered' ? undefined : decision.errorClass;
     deps.observeAttempt?.(errorClass ?? 'delivered', sent.latencyMs / 1000);
+    logAttempt(deps.logger, payload, sent, decision);
     const isCurrent = await deps.log.recordAttempt(
       delivery.id,
       {
@@ -248,4 +249,27 @@ export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
     }
     return (await attempt({ payload, delivery, endpoint }, body)).kind;
   };
+}
+
+/** One line per attempt, carrying the submission's request id: the last hop of a moderation's trail. */
+function logAttempt(
+  logger: Logger,
+  payload: JobPayload<'webhook.deliver'>,
+  sent: SentAttempt,
+  decision: AttemptDecision,
+): void {
+  logger.info(
+    {
+      requestId: payload.requestId,
+      moderationId: payload.moderationId,
+      deliveryId: payload.deliveryId,
+      endpointId: payload.endpointId,
+      attempt: payload.attempt,
+      outcome: decision.kind === 'delivered' ? 'delivered' : decision.errorClass,
+      decision: decision.kind,
+      httpStatus: sent.httpStatus,
+      latencyMs: sent.latencyMs,
+    },
+    'webhook attempt',
+  );
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { redisCall } from './redis-call.ts';
 
@@ -36,7 +36,7 @@ export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
 const keyPattern = /^cm_[A-Za-z0-9_-]{43}$/;
 
 export type ApiKeyStoreOptions = {
-  redis: Redis;
+  redis: Redis | Cluster;
   /** Hash-tagged prefix such as `{clipmod}`. */
   prefix: string;
   /** CLIPMOD_ADMIN_KEY: both scopes for tenant `default`; undefined disables it. */
@@ -51,7 +51,7 @@ function sha256(text: string): Buffer {
 }
 
 export class ApiKeyStore {
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #prefix: string;
   readonly #adminKeyDigest: Buffer | undefined;
   readonly #now: () => Date;
@@ -99,6 +99,12 @@ export class ApiKeyStore {
     if (stored === null) return undefined;
     const record = parseRecord(stored);
     return { tenant: record.tenant, keyId: record.id, scopes: record.scopes };
+  }
+
+  /** Whether the key with this id still authenticates (admin sessions re-check it: revocation ends them). */
+  async isLive(id: string): Promise<boolean> {
+    if (id === bootstrapKeyId) return this.#adminKeyDigest !== undefined;
+    return (await redisCall('looking up an API key', () => this.#redis.exists(this.#idKey(id)))) === 1;
   }
 
   /** A tenant's keys, oldest first, without secrets. */

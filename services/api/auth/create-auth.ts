@@ -1,5 +1,5 @@
 import type { RequestHandler, Router } from 'express';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { apiKeyRouter } from './api-key-routes.ts';
 import { ApiKeyStore } from './api-key-store.ts';
 import { authenticate, requireScope } from './authenticate.ts';
@@ -7,7 +7,7 @@ import { rateLimit } from './rate-limit.ts';
 
 export type AuthOptions = {
   /** Producer connection (no offline queue), so a Redis outage answers 503 at once. */
-  redis: Redis;
+  redis: Redis | Cluster;
   /** CLIPMOD_REDIS_PREFIX. */
   prefix: string;
   /** CLIPMOD_ADMIN_KEY. */

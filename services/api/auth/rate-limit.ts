@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ClipmodError } from '../../../shared/errors/index.ts';
 import { principalOf } from './authenticate.ts';
 import { redisCall } from './redis-call.ts';
@@ -49,7 +49,7 @@ export type BucketDecision = {
 
 /** Takes one token from the bucket at `key` (a full bucket when new) at time `nowMs`. */
 export async function takeToken(
-  redis: Redis,
+  redis: Redis | Cluster,
   key: string,
   settings: BucketSettings,
   nowMs: number,
@@ -67,7 +67,7 @@ export async function takeToken(
 }
 
 export type RateLimitOptions = BucketSettings & {
-  redis: Redis;
+  redis: Redis | Cluster;
   prefix: string;
   /** Milliseconds since the epoch; tests inject a fake clock. */
   now?: () => number;
