@@ -9,8 +9,6 @@ import express, { type RequestHandler, type Router } from 'express';
 
 export const queueBoardPath = '/admin/queues';
 
-type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
-
 export type QueueBoardOptions = {
   queues: readonly Queue[];
   /** Runs before the board: AdminSession.requireOperator. */
@@ -22,9 +20,7 @@ export function queueBoardRouter(options: QueueBoardOptions): Router {
   adapter.setBasePath(queueBoardPath);
   createBullBoard({
     queues: options.queues.map((queue) => new BullMQAdapter(queue)),
-    // @bull-board/express 9.10.1 brings its own @bull-board/api 9.10.1 beside ours (9.10.2): the
-    // classes are the same at runtime, but TypeScript sees two declarations of a private field.
-    serverAdapter: adapter as unknown as BoardServerAdapter,
+    serverAdapter: adapter,
     options: { uiConfig: { boardTitle: 'clipmod queues' } },
   });
   const router = express.Router();
