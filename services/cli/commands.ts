@@ -1,3 +1,4 @@
+import { calibrateCommand } from './calibrate-command.ts';
 import { classifyCommand } from './classify-command.ts';
 import type { CliCommand } from './command.ts';
 import { modelBuildCommand } from './model-build-command.ts';
@@ -16,4 +17,5 @@ export const commands: readonly CliCommand[] = [
   modelBuildCommand,
   modelFetchCommand,
   policyInstallStarterCommand,
+  calibrateCommand,
 ];

@@ -9,18 +9,20 @@ import {
 import { type CliCommand, UsageError } from './command.ts';
 import { parseCommandArgs } from './parse-args.ts';
 
-const help = `Usage: clipmod model build --kind tiny|color|vit-b-32 --out DIR [--seed N]
+const help = `Usage: clipmod model build --kind tiny|color|texture|vit-b-32 --out DIR [--seed N]
 
 Writes a CLIP model folder (Hugging Face / Xenova ONNX layout) that clipmod builds itself, for
 machines that cannot download real weights:
   tiny       CLIP-shaped graphs with small dimensions and seeded weights (fast tests)
   color      hand-set weights: images embed their mean colour, prompts their colour words
+  texture    images embed a projected 8x8 thumbnail, so resized, re-encoded, cropped and mirrored
+             copies stay near (known-bad bank and image search tests); prompts as in color
   vit-b-32   the exact ViT-B/32 architecture with seeded random weights (~600 MB, for benchmarks)
 
 Options:
   --kind KIND   which model to build (required)
   --out DIR     folder to write; created if missing, existing model files are overwritten (required)
-  --seed N      weight seed for tiny and vit-b-32 (default 0); the same seed gives identical files
+  --seed N      weight seed for tiny, texture and vit-b-32 (default 0); the same seed gives identical files
 
 Example:
   clipmod model build --kind color --out .cache/models/color`;
@@ -33,7 +35,7 @@ const options = {
 
 export const modelBuildCommand: CliCommand = {
   path: ['model', 'build'],
-  summary: 'write a built-in model folder (tiny, color or vit-b-32)',
+  summary: 'write a built-in model folder (tiny, color, texture or vit-b-32)',
   help,
   async run(args, io) {
     const request = parseRequest(args);

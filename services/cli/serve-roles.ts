@@ -28,8 +28,10 @@ import {
   resolveRedis,
   waitForReplicas,
 } from '../../shared/redis/index.ts';
+import { KnownBadBank, RetainedEmbeddings, TenantSettingsStore } from '../../shared/retention/index.ts';
 import {
   type Component,
+  createFaultInjector,
   createHttpServerComponent,
   createProbeServer,
   evaluateReadiness,
@@ -44,6 +46,8 @@ import { adminPageRouter } from '../api/admin/admin-routes.ts';
 import { createAdminSession, loadAdminSessionSecret } from '../api/admin-session.ts';
 import { createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
+import { beyondRouter } from '../api/beyond-routes.ts';
+import { calibrationRouter } from '../api/calibration-routes.ts';
 import { type ModerationRouterDeps, moderationRouter } from '../api/moderation-routes.ts';
 import { ModerationService } from '../api/moderation-service.ts';
 import { openAiModerationRouter } from '../api/openai-routes.ts';
@@ -205,6 +209,23 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
             guard: adminSession.requireAdmin,
             policyApi: policyRouter({ ...policyApi, authorize: [] }),
           }),
+          beyondRouter({
+            ...retentionStores(client, prefix),
+            policies,
+            authorize: auth.modelRouteGuard.slice(0, 1),
+            intake: moderation.intake,
+            imageLimits: moderation.imageLimits,
+            maxSyncWaitMs: moderation.maxSyncWaitMs,
+            embed: (payload, image, waitMs) =>
+              moderation.service.run('embedding.run', payload, image, waitMs),
+          }),
+          calibrationRouter({
+            policies,
+            authorize: auth.modelRouteGuard.slice(0, 1),
+            imageLimits: moderation.imageLimits,
+            maxSyncWaitMs: moderation.maxSyncWaitMs,
+            run: policyApi.dryRun!.run,
+          }),
           webhookRouter({
             ...shared.webhooks.services(),
             authorize: auth.modelRouteGuard.slice(0, 1),
@@ -266,6 +287,13 @@ function inferenceComponent(shared: Shared): Component {
         loadPolicy: async (tenant, id, version) =>
           (await new PolicyStore({ redis: client, prefix }).get(tenant, id, version))?.document,
         policyChanges: await redis.connect('worker', 'policy-changes'),
+        beyond: {
+          ...retentionStores(client, prefix),
+          publish: (event) => shared.webhooks.services().dispatcher.publish(event),
+          rescoreSubscriber: await redis.connect('worker', 'policy-rescoring'),
+          claimer: client,
+        },
+        queueEvents: await redis.connect('worker', 'inference-events'),
         shadowStats: new ShadowStats({ redis: client, prefix }),
         maxBatchSize: config.CLIPMOD_MAX_BATCH_SIZE,
         maxWaitMs: config.CLIPMOD_MAX_BATCH_WAIT_MS,
@@ -274,6 +302,7 @@ function inferenceComponent(shared: Shared): Component {
         maxFrames: config.CLIPMOD_MAX_FRAMES,
         limits: imageLimits(config),
         ...(warning ? { modelNote: 'TEST MODEL: colour only' } : {}),
+        ...(config.CLIPMOD_FAULT_INJECTION ? { faults: createFaultInjector(true) } : {}),
         onFinished: async (record) => {
           await shared.webhooks.services().dispatcher.publishModeration(record);
         },
@@ -283,6 +312,15 @@ function inferenceComponent(shared: Shared): Component {
     async stop() {
       await worker?.stop();
     },
+  };
+}
+
+/** Tenant settings, retained embeddings and the known-bad bank: the API and the inference worker share them. */
+function retentionStores(redis: RedisConnection, prefix: string) {
+  return {
+    settings: new TenantSettingsStore({ redis, prefix }),
+    bank: new KnownBadBank({ redis, prefix }),
+    retained: new RetainedEmbeddings({ redis, prefix }),
   };
 }
 

@@ -9,9 +9,17 @@ export type LabelResult = {
   frame?: number;
   /** The label's exclude prompt that matched the image better than `prompt`: the label cannot trigger. */
   suppressedBy?: string;
+  /** A known-bad bank entry within the tenant's cosine distance: the label triggers whatever its score. */
+  bankMatch?: { bankEntry: string; similarity: number };
 };
 
-export type VerdictEvidence = { prompt: string; frame?: number; suppressedBy?: string };
+export type VerdictEvidence = {
+  prompt: string;
+  frame?: number;
+  suppressedBy?: string;
+  bankEntry?: string;
+  similarity?: number;
+};
 
 export type VerdictLabel = {
   id: string;
@@ -34,7 +42,7 @@ const severity: Record<PolicyAction, number> = { allow: 0, review: 1, block: 2 }
 
 /**
  * Applies a policy's thresholds and actions to label scores. A label triggers at `score >= threshold`
- * unless an exclude prompt suppressed it (its score is still reported); the verdict takes the most severe triggered action, else the policy's default.
+ * unless an exclude prompt suppressed it (its score is still reported), and always on a known-bad bank match; the verdict takes the most severe triggered action, else the policy's default.
  * Results must cover exactly the policy's labels: a mismatch means the scorer used another version.
  */
 export function decideVerdict(
@@ -55,11 +63,14 @@ export function decideVerdict(
     const evidence: VerdictEvidence = { prompt: result.prompt };
     if (result.frame !== undefined) evidence.frame = result.frame;
     if (result.suppressedBy !== undefined) evidence.suppressedBy = result.suppressedBy;
+    if (result.bankMatch !== undefined) Object.assign(evidence, result.bankMatch);
     return {
       id: label.id,
       score: result.score,
       threshold: label.threshold,
-      triggered: result.suppressedBy === undefined && result.score >= label.threshold,
+      triggered:
+        result.bankMatch !== undefined ||
+        (result.suppressedBy === undefined && result.score >= label.threshold),
       action: label.action,
       evidence,
     };

@@ -1,153 +1,151 @@
-// `npm run bench`: every figure as a ratio to a baseline measured in the same run (PERFORMANCE.md).
-// Sections: preprocessing (exact, fast ÷ raw sharp), ONNX img/s by batch size (÷ best batch), and the
-// service end to end (÷ a raw decode + ONNX loop at the same batch size). Writes JSON and Markdown
-// under .cache/bench/. Not part of `npm test`: no figure here is asserted.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// `npm run bench`: every figure as a ratio to a baseline measured in the same run (PERFORMANCE.md), on
+// the vit-b-32 model and ≈ 2.8 MP photographs generated from the reference images. Sections:
+//   preprocess  exact and fast preprocessing ÷ a raw sharp resize loop
+//   onnx        image-encoder img/s by batch size ÷ the best batch
+//   peer        transformers.js on the same model folder and photos; tensor |Δ| against the goldens
+//   service     end to end through the API ÷ a raw decode + ONNX loop; batch fill; latency
+//   intake      API intake req/s (100 KB images) ÷ raw BullMQ add
+// Writes JSON and Markdown under .cache/bench/; a full run also replaces test/bench/results.{json,md}.
+// Not part of `npm test`: no figure here is asserted.
 import { parseArgs } from 'node:util';
 import { loadClipModel } from '../../shared/clip/index.ts';
-import { startEmbeddedRedis } from '../../shared/redis/index.ts';
 import { goldenBytes, largePhotoJpegs } from '../helpers/images.ts';
 import { builtModel } from '../helpers/models.ts';
-import { machineDescription, round } from './bench-stats.ts';
-import { benchBatchSizes, benchRawLoop } from './onnx-bench.ts';
-import { benchPreprocess } from './preprocess-bench.ts';
-import { batchTotals, idleLatency, putPolicy, saturate, startServiceProcess } from './service-bench.ts';
+import { BenchReport, type SectionContext } from './bench-report.ts';
+import { formatSummary, machineFacts, type Summary } from './bench-stats.ts';
+import { intakeSection } from './intake-bench.ts';
+import { onnxSection } from './onnx-bench.ts';
+import { preprocessSection } from './preprocess-bench.ts';
+import { searchSection } from './search-bench.ts';
+import { benchPolicy, serviceSection } from './service-section.ts';
+import { transformersJsSection } from './transformersjs-bench.ts';
 
+const allSections = ['preprocess', 'onnx', 'peer', 'service', 'intake', 'search'];
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'preprocess,onnx,service' },
-    'batch-size': { type: 'string', default: '8' },
+    sections: { type: 'string', default: allSections.join(',') },
+    runs: { type: 'string' },
+    /** Default: the best batch of the onnx section (8 when it does not run). */
+    'batch-size': { type: 'string' },
     /** Extra settings for the service under test, e.g. CLIPMOD_INTRA_OP_THREADS=1,CLIPMOD_PREPROCESS_MODE=fast */
     'service-env': { type: 'string', default: '' },
   },
 });
 const sections = new Set(args.sections.split(','));
-const quick = args.quick;
-const serviceBatch = Number(args['batch-size']);
-const lines: string[] = [
-  `# clipmod benchmark — ${new Date().toISOString()}`,
-  '',
-  `Machine: ${machineDescription()}`,
-  '',
-];
-const results: Record<string, unknown> = {
-  machine: machineDescription(),
-  startedAt: new Date().toISOString(),
-};
-const say = (line = '') => {
-  lines.push(line);
-  console.log(line);
-};
+const unknown = [...sections].filter((name) => !allSections.includes(name));
+if (unknown.length > 0)
+  throw new Error(`unknown sections ${unknown.join(', ')}; known: ${allSections.join(', ')}`);
+const isQuick = args.quick;
+const serviceEnv = Object.fromEntries(
+  args['service-env']
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => pair.split('=', 2) as [string, string]),
+);
+const isFullRun =
+  !isQuick && allSections.every((name) => sections.has(name)) && args['batch-size'] === undefined;
+const runs = Number(args.runs ?? (isQuick ? 1 : 3));
 
-const photos = await largePhotoJpegs();
+const report = new BenchReport(machineFacts(), { isQuick, runs, sections: [...sections], serviceEnv });
+const context: SectionContext = { report, runs, isQuick, photos: await largePhotoJpegs() };
 const goldens = ['astronaut.png', 'chelsea.png', 'rocket.jpg', 'retina.jpg', 'coffee-exif6.jpg'].map(
   goldenBytes,
 );
+const prompts = [...benchPolicy.labels.flatMap((label) => label.prompts), ...benchPolicy.baseline];
+const modelDir = await builtModel('vit-b-32');
+const model = await loadClipModel(modelDir, { provider: 'cpu' });
 
-if (sections.has('preprocess')) {
-  say('## Preprocessing (large photos ≈ 2.8 MP JPEG, 4 in flight)');
-  say('| variant | img/s | CPU ms/img | ÷ raw sharp |');
-  say('|---|---|---|---|');
-  const preprocess = await benchPreprocess({
-    images: photos,
-    durationMs: quick ? 1500 : 4000,
-    concurrency: 4,
-  });
-  for (const r of preprocess)
-    say(
-      `| ${r.variant} | ${round(r.imagesPerSecond, 1)} | ${round(r.cpuMsPerImage, 1)} | ${round(r.ratioToSharpRaw ?? Number.NaN)} |`,
-    );
-  results.preprocess = preprocess;
-  say();
+const preprocess = sections.has('preprocess') ? await preprocessSection(context) : undefined;
+const onnx = sections.has('onnx') ? await onnxSection(context, model, goldens) : undefined;
+const batchSize = Number(args['batch-size'] ?? onnx?.bestBatchSize ?? 8);
+const peer = sections.has('peer')
+  ? await transformersJsSection(context, modelDir, batchSize, prompts)
+  : undefined;
+const service = sections.has('service')
+  ? await serviceSection(context, model, modelDir, batchSize, serviceEnv)
+  : undefined;
+await model.close();
+const intake = sections.has('intake') ? await intakeSection(context) : undefined;
+if (sections.has('search')) await searchSection(context);
+
+const ratio = (a: Summary | undefined, b: Summary | undefined) =>
+  a === undefined || b === undefined ? null : a.median / b.median;
+const headline = {
+  e2e_vs_raw_ratio: service?.e2eVsRawRatio.median ?? null,
+  vs_transformersjs_ratio: ratio(service?.serviceImagesPerSecond, peer?.best),
+  vs_transformersjs_raw_loop_ratio: ratio(service?.rawLoopImagesPerSecond, peer?.best),
+  exact_vs_sharp_raw_ratio: preprocess?.exact?.ratioToSharpRaw.median ?? null,
+  fast_vs_sharp_raw_ratio: preprocess?.fast?.ratioToSharpRaw.median ?? null,
+  intake_vs_bullmq_add_ratio: intake?.intakeVsRawAddRatio.median ?? null,
+  batch_fill: service?.batchFill.median ?? null,
+  best_batch_size: onnx?.bestBatchSize ?? null,
+};
+for (const [key, value] of Object.entries(headline)) report.set(key, value);
+report.heading('Headline ratios');
+report.table(
+  ['ratio', 'value', 'target'],
+  [
+    ['end to end ÷ raw decode + ONNX loop', service ? formatSummary(service.e2eVsRawRatio) : '—', '≥ 0.9'],
+    [
+      'clipmod service ÷ transformers.js (best of its batch 1 / batched)',
+      fmt(headline.vs_transformersjs_ratio),
+      '≥ 1.5',
+    ],
+    ['clipmod raw loop ÷ transformers.js', fmt(headline.vs_transformersjs_raw_loop_ratio), ''],
+    ['exact preprocessing ÷ raw sharp resize', fmt(headline.exact_vs_sharp_raw_ratio), ''],
+    ['API intake ÷ raw BullMQ add', fmt(headline.intake_vs_bullmq_add_ratio), ''],
+  ],
+);
+reportTimeBudget();
+const written = report.write(isFullRun);
+console.log(`\nwritten: ${written.join(', ')}`);
+
+function fmt(value: number | null): string {
+  return value === null ? '—' : value.toFixed(2);
 }
 
-const modelDir = sections.has('onnx') || sections.has('service') ? await builtModel('vit-b-32') : '';
-
-if (sections.has('onnx')) {
-  const model = await loadClipModel(modelDir, { provider: 'cpu' });
-  const sizes = quick ? [1, 4, 8] : [1, 4, 8, 16, 32];
-  const batches = await benchBatchSizes(model, goldens, sizes, quick ? 8 : 32);
-  const best = Math.max(...batches.map((b) => b.imagesPerSecond));
-  say(`## ONNX image encoder, vit-b-32 (${model.provider})`);
-  say('| batch | img/s | ÷ best batch |');
-  say('|---|---|---|');
-  for (const b of batches)
-    say(`| ${b.batchSize} | ${round(b.imagesPerSecond)} | ${round(b.imagesPerSecond / best)} |`);
-  results.onnx = batches;
-  say();
-  await model.close();
-}
-
-if (sections.has('service')) {
-  const model = await loadClipModel(modelDir, { provider: 'cpu' });
-  const total = quick ? 24 : 64;
-  const raw = await benchRawLoop(model, photos, serviceBatch, total);
-  const single = await benchRawLoop(model, photos, 1, quick ? 3 : 8);
-  await model.close();
-  const dataDir = join(tmpdir(), `clipmod-bench-redis-${process.pid}`);
-  const redis = await startEmbeddedRedis({ dataDir });
-  const service = await startServiceProcess({
-    REDIS_URL: redis.url,
-    MODEL_DIR: modelDir,
-    CLIPMOD_MAX_BATCH_SIZE: String(serviceBatch),
-    CLIPMOD_MAX_BATCH_WAIT_MS: '20',
-  });
-  try {
-    await putPolicy(service, {
-      labels: [{ id: 'weapons', prompts: ['a photo of a gun'], threshold: 0.5, action: 'block' }],
-      baseline: ['a photo of a cat'],
-    });
-    await idleLatency(service, photos, 2); // warm-up
-    const idle = await idleLatency(service, photos, quick ? 4 : 10);
-    const before = await batchTotals(service);
-    const saturated = await saturate(service, photos, total, serviceBatch * 2);
-    const after = await batchTotals(service);
-    const meanBatch = (after.images - before.images) / (after.batches - before.batches);
-    const figures = {
-      rawLoopImagesPerSecond: raw.imagesPerSecond,
-      serviceImagesPerSecond: saturated.imagesPerSecond,
-      throughputRatio: saturated.imagesPerSecond / raw.imagesPerSecond,
-      meanBatchSize: meanBatch,
-      batchFill: meanBatch / serviceBatch,
-      rawSingleImageMs: raw.msPerBatch / serviceBatch,
-      rawBatch1Ms: single.msPerBatch,
-      idleP50Ms: idle.p50Ms,
-      idleP99Ms: idle.p99Ms,
-      idleOverheadP50Ms: idle.p50Ms - single.msPerBatch,
-      idleOverheadP99Ms: idle.p99Ms - single.msPerBatch,
-      saturatedP50Ms: saturated.p50Ms,
-      saturatedP99Ms: saturated.p99Ms,
-    };
-    say(
-      `## Service end to end, vit-b-32 on CPU, batch ${serviceBatch}, ${total} large photos, ${serviceBatch * 2} clients`,
-    );
-    say('| figure | value |');
-    say('|---|---|');
-    say(`| raw decode + ONNX loop, batch ${serviceBatch} | ${round(raw.imagesPerSecond)} img/s |`);
-    say(`| service through the API at saturation | ${round(saturated.imagesPerSecond)} img/s |`);
-    say(`| **throughput ÷ raw loop** (target ≥ 0.9) | **${round(figures.throughputRatio)}** |`);
-    say(
-      `| **mean batch ÷ max batch** under saturation (target ≥ 0.9) | **${round(figures.batchFill)}** (mean ${round(meanBatch)}) |`,
-    );
-    say(`| idle sync request p50 / p99 | ${round(idle.p50Ms, 0)} / ${round(idle.p99Ms, 0)} ms |`);
-    say(`| raw decode + ONNX, batch 1 | ${round(single.msPerBatch, 0)} ms |`);
-    say(
-      `| **idle overhead over the raw model** p50 / p99 | **${round(figures.idleOverheadP50Ms, 0)} / ${round(figures.idleOverheadP99Ms, 0)} ms** |`,
-    );
-    results.service = figures;
-  } finally {
-    await service.stop();
-    await redis.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+/**
+ * The CPU budget per image on this machine: exact preprocessing (CPU ms measured in section 1) plus
+ * the model (all cores busy for 1/throughput s at the best batch) bounds what decode + inference can
+ * reach, which is what limits both the raw loop and the service on a CPU-only host.
+ */
+function reportTimeBudget(): void {
+  const bestOnnx = onnx?.byBatchSize.find((b) => b.batchSize === onnx.bestBatchSize)?.imagesPerSecond.median;
+  const preprocessCpuMs = preprocess?.exact?.cpuMsPerImage.median;
+  if (bestOnnx === undefined || preprocessCpuMs === undefined) return;
+  const { cores } = machineFacts();
+  const modelCpuMs = (cores * 1000) / bestOnnx;
+  const ceiling = (cores * 1000) / (preprocessCpuMs + modelCpuMs);
+  report.heading('Where the time goes (CPU ms per image, this machine)');
+  report.table(
+    ['work', 'CPU ms / image', 'share'],
+    [
+      [
+        'exact preprocessing (decode + Pillow-exact resize), section 1',
+        preprocessCpuMs.toFixed(1),
+        share(preprocessCpuMs),
+      ],
+      [
+        `vit-b-32 image encoder at batch ${onnx?.bestBatchSize}, ${cores} cores busy, section 2`,
+        modelCpuMs.toFixed(1),
+        share(modelCpuMs),
+      ],
+      ['**ceiling for decode + model**', '', `**${ceiling.toFixed(1)} img/s**`],
+      [
+        'raw loop measured (section 3)',
+        '',
+        service ? `${service.rawLoopImagesPerSecond.median.toFixed(1)} img/s` : '—',
+      ],
+      [
+        'service measured (section 3)',
+        '',
+        service ? `${service.serviceImagesPerSecond.median.toFixed(1)} img/s` : '—',
+      ],
+    ],
+  );
+  report.set('timeBudget', { cores, preprocessCpuMs, modelCpuMs, ceilingImagesPerSecond: ceiling });
+  function share(ms: number): string {
+    return `${Math.round((100 * ms) / (preprocessCpuMs! + modelCpuMs))} %`;
   }
 }
-
-const outDir = new URL('../../.cache/bench/', import.meta.url).pathname;
-mkdirSync(outDir, { recursive: true });
-const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(results, null, 2));
-writeFileSync(join(outDir, `bench-${stamp}.md`), `${lines.join('\n')}\n`);
-console.log(`\nwritten: .cache/bench/bench-${stamp}.{json,md}`);

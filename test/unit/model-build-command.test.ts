@@ -29,7 +29,7 @@ function captureIo(): { io: CliIo; stdout: () => string } {
 describe('clipmod model build', () => {
   it('is reached as `clipmod model build`', () => {
     expect(modelBuildCommand.path).toEqual(['model', 'build']);
-    expect(modelBuildCommand.help).toContain('--kind tiny|color|vit-b-32');
+    expect(modelBuildCommand.help).toContain('--kind tiny|color|texture|vit-b-32');
   });
 
   it('builds the colour model into --out and prints the folder and each file size', async () => {
@@ -56,7 +56,7 @@ describe('clipmod model build', () => {
   });
 
   it.each([
-    [['--kind', 'vit-l-14', '--out', '/tmp/x'], /--kind must be one of tiny, color, vit-b-32/],
+    [['--kind', 'vit-l-14', '--out', '/tmp/x'], /--kind must be one of tiny, color, texture, vit-b-32/],
     [['--out', '/tmp/x'], /--kind must be one of/],
     [['--kind', 'tiny'], /--out DIR is required/],
     [['--kind', 'tiny', '--out', '/tmp/x', '--seed=-1'], /--seed must be an integer/],

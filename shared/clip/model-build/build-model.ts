@@ -1,4 +1,4 @@
-// The three model kinds clipmod builds itself (no weights can be downloaded where tests run) and the one
+// The four model kinds clipmod builds itself (no weights can be downloaded where tests run) and the one
 // entry point that writes any of them as a model folder.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,11 +11,12 @@ import {
 } from './model-folder-writer.ts';
 import type { OnnxGraph } from './onnx-graph.ts';
 import { buildTextGraph, type TextSpec, vitB32Text } from './text-transformer.ts';
+import { buildTextureTextGraph, buildTextureVisionGraph, textureEmbeddingDim } from './texture-model.ts';
 import type { TransformerSpec } from './transformer-blocks.ts';
 import { buildVisionGraph, type VisionSpec, vitB32Vision } from './vit.ts';
 
-export type BuiltModelKind = 'tiny' | 'color' | 'vit-b-32';
-export const builtModelKinds: readonly BuiltModelKind[] = ['tiny', 'color', 'vit-b-32'];
+export type BuiltModelKind = 'tiny' | 'color' | 'texture' | 'vit-b-32';
+export const builtModelKinds: readonly BuiltModelKind[] = ['tiny', 'color', 'texture', 'vit-b-32'];
 
 /** Bump whenever a builder's output changes, so caches keyed on it (test/helpers/models.ts) rebuild. */
 export const BUILD_VERSION = 'v1';
@@ -45,7 +46,10 @@ export async function buildModel(
   options: BuildOptions = {},
 ): Promise<BuiltModel> {
   const seed = options.seed ?? defaultSeed;
-  const content = kind === 'color' ? await colorContent() : transformerContent(kind, seed);
+  const content =
+    kind === 'color' || kind === 'texture'
+      ? await handSetContent(kind, seed)
+      : transformerContent(kind, seed);
   const files = await writeModelFolder(outDir, content, assetsDir);
   return { dir: outDir, files };
 }
@@ -70,27 +74,30 @@ function transformerContent(kind: 'tiny' | 'vit-b-32', seed: number): ModelFolde
   };
 }
 
-async function colorContent(): Promise<ModelFolderContent> {
+/** `color` and `texture`: hand-set towers without a transformer, colour words on the text side. */
+async function handSetContent(kind: 'color' | 'texture', seed: number): Promise<ModelFolderContent> {
   const vocab = await readVocabulary();
   const tokenIdOf = (word: string) => {
     const id = vocab[`${word}</w>`];
     if (id === undefined) throw new Error(`colour word ${word} is not a single CLIP token`);
     return id;
   };
-  // The colour model has no transformer; its "towers" are one hand-set layer wide.
+  const dim = kind === 'color' ? colorEmbeddingDim : textureEmbeddingDim;
+  // These models have no transformer; their "towers" are one hand-set layer wide.
   const flat = {
-    hidden_size: colorEmbeddingDim,
+    hidden_size: dim,
     num_hidden_layers: 0,
     num_attention_heads: 1,
     intermediate_size: 0,
   };
+  const isColor = kind === 'color';
   return {
-    vision: buildColorVisionGraph(224),
-    text: buildColorTextGraph(vitB32Text.vocabSize, tokenIdOf),
-    projectionDim: colorEmbeddingDim,
+    vision: isColor ? buildColorVisionGraph(224) : buildTextureVisionGraph(seed),
+    text: (isColor ? buildColorTextGraph : buildTextureTextGraph)(vitB32Text.vocabSize, tokenIdOf),
+    projectionDim: dim,
     visionConfig: flat,
     textConfig: flat,
-    settings: settingsFor('color', defaultSeed),
+    settings: settingsFor(kind, isColor ? defaultSeed : seed),
   };
 }
 

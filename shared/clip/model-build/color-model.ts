@@ -66,24 +66,25 @@ export function buildColorVisionGraph(imageSize: number): OnnxGraph {
  * input_ids [N, L] -> text_embeds [N, K+1]: the sum over tokens of a table row that is one-hot on the
  * colour for colour words and zero for every other token. BOS, EOS and padding (49407, or 0 as
  * openai pads) map to zero rows, so padding needs no mask and never changes the result.
+ * A wider `embeddingDim` pads with zero dimensions (the texture model reuses this tower).
  */
-export function buildColorTextGraph(vocabSize: number, tokenIdOf: (word: string) => number): OnnxGraph {
+export function buildColorTextGraph(
+  vocabSize: number,
+  tokenIdOf: (word: string) => number,
+  embeddingDim = colorEmbeddingDim,
+): OnnxGraph {
   const graph = new OnnxGraph('clipmod_color_text');
   const ids = graph.addInput('input_ids', 'int64', ['batch_size', 'sequence_length']);
-  const table = new Float32Array(vocabSize * colorEmbeddingDim);
+  const table = new Float32Array(vocabSize * embeddingDim);
   colorPrototypes.forEach((color, dimension) => {
-    for (const word of color.words) table[tokenIdOf(word) * colorEmbeddingDim + dimension] = 1;
+    for (const word of color.words) table[tokenIdOf(word) * embeddingDim + dimension] = 1;
   });
-  const rows = graph.op(
-    'Gather',
-    [graph.addConstant('color_words', [vocabSize, colorEmbeddingDim], table), ids],
-    {
-      axis: int(0),
-    },
-  );
+  const rows = graph.op('Gather', [graph.addConstant('color_words', [vocabSize, embeddingDim], table), ids], {
+    axis: int(0),
+  });
   const summed = graph.op('ReduceSum', [rows, graph.addInt64s('sequence_axis', [1])], { keepdims: int(0) });
-  graph.op('Add', [summed, constantBias(graph)], {}, 'text_embeds');
-  graph.addOutput('text_embeds', 'float32', ['batch_size', colorEmbeddingDim]);
+  graph.op('Add', [summed, constantBias(graph, embeddingDim)], {}, 'text_embeds');
+  graph.addOutput('text_embeds', 'float32', ['batch_size', embeddingDim]);
   return graph;
 }
 
@@ -95,8 +96,9 @@ function embedColorsMatrix(graph: OnnxGraph): string {
   return graph.addConstant('color_to_embedding', [count, colorEmbeddingDim], values);
 }
 
-function constantBias(graph: OnnxGraph): string {
-  const values = new Float32Array(colorEmbeddingDim);
+/** `embeddingDim` wider than the colour model's pads with zeros (the texture model's text tower). */
+function constantBias(graph: OnnxGraph, embeddingDim = colorEmbeddingDim): string {
+  const values = new Float32Array(embeddingDim);
   values[colorPrototypes.length] = constantDimValue;
-  return graph.addConstant('constant_dimension', [colorEmbeddingDim], values);
+  return graph.addConstant('constant_dimension', [embeddingDim], values);
 }
