@@ -22,24 +22,54 @@ const cidrList = z
     message: 'expected comma-separated CIDRs such as 127.0.0.0/8,10.1.0.0/16',
   });
 
+// The topology is in the scheme; shared/redis parses the host lists of the Cluster and Sentinel forms.
 const redisUrl = z
   .string()
-  .refine((value) => URL.canParse(value) && /^rediss?:$/.test(new URL(value).protocol), {
-    message: 'expected a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0',
-  });
+  .refine(
+    (value) =>
+      (URL.canParse(value) && /^rediss?:$/.test(new URL(value).protocol)) ||
+      /^rediss?\+(cluster|sentinel):\/\/[^/?#]+/.test(value),
+    {
+      message:
+        'expected redis://host:port[/db] (or rediss://), redis+cluster://host:port,host:port or ' +
+        'redis+sentinel://host:port,host:port/<primary name>',
+    },
+  );
+
+/** Comma-separated delays in milliseconds, e.g. the webhook retry schedule. */
+const delayList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  )
+  .refine((parts) => parts.length <= 20 && parts.every((part) => /^\d{1,9}$/.test(part)), {
+    message: 'expected up to 20 comma-separated whole milliseconds, e.g. 5000,300000,1800000',
+  })
+  .transform((parts) => parts.map(Number));
 
 export const configSchema = z.object({
   /** API listen port; 0 picks a free one (logged at start). */
   PORT: integer(0, 65535).default(8080),
   /** API listen address; 0.0.0.0 in containers. */
   HOST: z.string().min(1).default('127.0.0.1'),
-  /** Redis for queues and state. Unset: 127.0.0.1:6379 if it answers, else a private redis-server child. */
+  /**
+   * Redis for queues and state: redis:// (standalone), redis+cluster:// or redis+sentinel://.
+   * Unset: 127.0.0.1:6379 if it answers, else a private redis-server child.
+   */
   REDIS_URL: redisUrl.optional(),
   /** Hash-tagged key prefix, so every key of one deployment lands in one Redis Cluster slot. */
   CLIPMOD_REDIS_PREFIX: z
     .string()
     .regex(/^\{[^{}]+\}/, 'must start with a {hash-tag}, e.g. {clipmod}')
     .default('{clipmod}'),
+  /**
+   * Replicas that must hold a submission before the API answers 202 (Redis WAIT, 1 s). Replication is
+   * asynchronous: with 0, a failover right after a 202 can lose the submission. 1+ with Sentinel/Cluster.
+   */
+  CLIPMOD_REDIS_WAIT_REPLICAS: integer(0, 16).default(0),
   /** Where the embedded redis-server keeps its files (only used when REDIS_URL is unset). */
   CLIPMOD_DATA_DIR: z.string().min(1).default('.data'),
   /** Model folder (Hugging Face ONNX layout). */
@@ -94,6 +124,22 @@ export const configSchema = z.object({
   CLIPMOD_IMAGE_TTL_SECONDS: integer(60, 604_800).default(3_600),
   /** Upper bound of `?wait=MS` on synchronous requests. */
   CLIPMOD_MAX_SYNC_WAIT_MS: integer(0, 300_000).default(30_000),
+  /** Delays between webhook attempts (Svix's schedule); one attempt more than entries, then it gives up. */
+  CLIPMOD_WEBHOOK_RETRY_SCHEDULE_MS: delayList.default([
+    5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+  ]),
+  /** One webhook attempt, connect to last response byte; a slower receiver counts as a timeout. */
+  CLIPMOD_WEBHOOK_TIMEOUT_MS: integer(100, 120_000).default(15_000),
+  /** An endpoint failing without one success for this long is disabled (with an event); 0 never. */
+  CLIPMOD_WEBHOOK_DISABLE_AFTER_MS: integer(0, 31_536_000_000).default(432_000_000),
+  /** Webhook attempts one worker holds at once (each hostile receiver occupies one until its timeout). */
+  CLIPMOD_WEBHOOK_CONCURRENCY: integer(1, 1_000).default(50),
+  /** How long webhook event bodies and the delivery log are kept (the replay window). */
+  CLIPMOD_WEBHOOK_RETENTION_SECONDS: integer(3_600, 31_536_000).default(604_800),
+  /** Seals webhook signing secrets in Redis (AES-256-GCM); unset stores them unencrypted. */
+  CLIPMOD_WEBHOOK_SECRET_KEY: z.string().min(32, 'must be at least 32 random characters').optional(),
+  /** Test-only crash points (test/chaos); refused when NODE_ENV=production. See shared/runtime. */
+  CLIPMOD_FAULT_INJECTION: booleanFlag.default(false),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -24,5 +24,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       details: { settings: parsed.error.issues.map((issue) => issue.path.join('.')) },
     });
   }
+  if (parsed.data.CLIPMOD_FAULT_INJECTION && env.NODE_ENV === 'production') {
+    // Crash points exist for the reliability suite; a production process must not even carry them.
+    throw new ClipmodError(
+      'invalid_config',
+      'CLIPMOD_FAULT_INJECTION is not allowed with NODE_ENV=production',
+      {
+        details: { settings: ['CLIPMOD_FAULT_INJECTION'] },
+      },
+    );
+  }
   return Object.freeze(parsed.data);
 }

@@ -11,6 +11,7 @@ export {
 } from './address-policy.ts';
 export { type Cidr, cidrContains, parseCidr, parseCidrList } from './cidr.ts';
 export { type IpAddress, parseIpAddress } from './ip-address.ts';
+export { assertPortAllowed, forbiddenPorts, isPortAllowed, portOf } from './port-policy.ts';
 export { type HostLookup, type ResolvedAddress, systemLookup } from './resolve-allowed-addresses.ts';
 export {
   imageFetchDefaults,

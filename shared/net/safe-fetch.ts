@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { ClipmodError, type ErrorCode, isClipmodError } from '../errors/index.ts';
 import type { Cidr } from './cidr.ts';
+import { assertPortAllowed } from './port-policy.ts';
 import {
   errorCodeOf,
   type HostLookup,
@@ -113,6 +114,7 @@ async function followHops(
       signal,
       hop,
     };
+    assertPortAllowed(request.url, hop);
     const addresses = await resolveAllowedAddresses(request.url, context);
     const response = await sendPinnedRequest({
       ...request,
