@@ -46,8 +46,8 @@ import { adminPageRouter } from '../api/admin/admin-routes.ts';
 import { createAdminSession, loadAdminSessionSecret } from '../api/admin-session.ts';
 import { createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
-import { beyondRouter } from '../api/beyond-routes.ts';
-import { calibrationRouter } from '../api/calibration-routes.ts';
+import { type BeyondRouterDeps, beyondRouter } from '../api/beyond-routes.ts';
+import { type CalibrationRouterDeps, calibrationRouter } from '../api/calibration-routes.ts';
 import { type ModerationRouterDeps, moderationRouter } from '../api/moderation-routes.ts';
 import { ModerationService } from '../api/moderation-service.ts';
 import { openAiModerationRouter } from '../api/openai-routes.ts';
@@ -116,7 +116,11 @@ function imageLimits(config: Config) {
   return { maxPixels: config.CLIPMOD_MAX_IMAGE_PIXELS };
 }
 
-function apiComponents(shared: Shared): { components: Component[]; port(): number } {
+function apiComponents(shared: Shared): {
+  components: Component[];
+  port(): number;
+  app(): ReturnType<typeof createApp> | undefined;
+} {
   const { config, logger, registry, redis } = shared;
   const allowList = parseCidrList(config.CLIPMOD_ALLOW_PRIVATE_NETWORKS.join(','));
   const closers: (() => Promise<void>)[] = [];
@@ -194,6 +198,21 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
           run: (payload, image, waitMs) => moderation.service.run('policy.test', payload, image, waitMs),
         },
       };
+      // Mounted twice as well, like policyApi: the admin page shows the bank, search and calibration.
+      const beyondApi: Omit<BeyondRouterDeps, 'authorize'> = {
+        ...retentionStores(client, prefix),
+        policies,
+        intake: moderation.intake,
+        imageLimits: moderation.imageLimits,
+        maxSyncWaitMs: moderation.maxSyncWaitMs,
+        embed: (payload, image, waitMs) => moderation.service.run('embedding.run', payload, image, waitMs),
+      };
+      const calibrationApi: Omit<CalibrationRouterDeps, 'authorize'> = {
+        policies,
+        imageLimits: moderation.imageLimits,
+        maxSyncWaitMs: moderation.maxSyncWaitMs,
+        run: policyApi.dryRun!.run,
+      };
       app = createApp({
         logger,
         registry,
@@ -208,24 +227,13 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
           adminPageRouter({
             guard: adminSession.requireAdmin,
             policyApi: policyRouter({ ...policyApi, authorize: [] }),
+            moreApis: [
+              beyondRouter({ ...beyondApi, authorize: [] }),
+              calibrationRouter({ ...calibrationApi, authorize: [] }),
+            ],
           }),
-          beyondRouter({
-            ...retentionStores(client, prefix),
-            policies,
-            authorize: auth.modelRouteGuard.slice(0, 1),
-            intake: moderation.intake,
-            imageLimits: moderation.imageLimits,
-            maxSyncWaitMs: moderation.maxSyncWaitMs,
-            embed: (payload, image, waitMs) =>
-              moderation.service.run('embedding.run', payload, image, waitMs),
-          }),
-          calibrationRouter({
-            policies,
-            authorize: auth.modelRouteGuard.slice(0, 1),
-            imageLimits: moderation.imageLimits,
-            maxSyncWaitMs: moderation.maxSyncWaitMs,
-            run: policyApi.dryRun!.run,
-          }),
+          beyondRouter({ ...beyondApi, authorize: auth.modelRouteGuard.slice(0, 1) }),
+          calibrationRouter({ ...calibrationApi, authorize: auth.modelRouteGuard.slice(0, 1) }),
           webhookRouter({
             ...shared.webhooks.services(),
             authorize: auth.modelRouteGuard.slice(0, 1),
@@ -238,7 +246,7 @@ function apiComponents(shared: Shared): { components: Component[]; port(): numbe
       for (const close of closers.reverse()) await close();
     },
   };
-  return { components: [wiring, http], port: () => http.port() };
+  return { components: [wiring, http], port: () => http.port(), app: () => app };
 }
 
 function inferenceComponent(shared: Shared): Component {
@@ -395,6 +403,8 @@ export type Composed = {
   apiPort(): number;
   /** The probe server's port (/livez, /readyz, /metrics) of a process without the api role, else 0. */
   probePort(): number;
+  /** The API's express app once started (tests walk its route table), else undefined. */
+  apiApp(): ReturnType<typeof createApp> | undefined;
   registry: Registry;
 };
 
@@ -417,7 +427,7 @@ export function composeRoles(context: ServeContext): Composed {
   if (context.roles.includes('api')) {
     const api = apiComponents(shared);
     for (const component of api.components) lifecycle.add(component);
-    return { apiPort: api.port, probePort: () => 0, registry: shared.registry };
+    return { apiPort: api.port, probePort: () => 0, apiApp: api.app, registry: shared.registry };
   }
   const probe = createProbeServer({
     host: config.HOST,
@@ -427,5 +437,5 @@ export function composeRoles(context: ServeContext): Composed {
     checks: shared.checks,
   });
   lifecycle.add(probe);
-  return { apiPort: () => 0, probePort: probe.port, registry: shared.registry };
+  return { apiPort: () => 0, probePort: probe.port, apiApp: () => undefined, registry: shared.registry };
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
+import type { Express } from 'express';
 import { Redis } from 'ioredis';
 import { composeRoles, type Role } from '../../services/cli/serve-roles.ts';
 import { loadConfig } from '../../shared/config/index.ts';
@@ -13,6 +14,8 @@ export type ServiceHarness = {
   redis: Redis;
   /** Where this process's Prometheus metrics are served: the API, or the probe server of worker roles. */
   metricsUrl: string;
+  /** The API's express app (undefined without the api role): its router stack is the route table. */
+  app: Express | undefined;
   /** fetch against the service with the admin key unless headers say otherwise. */
   request(path: string, init?: RequestInit): Promise<Response>;
   stop(): Promise<void>;
@@ -62,6 +65,7 @@ export async function startService(
     prefix,
     redis,
     metricsUrl,
+    app: composed.apiApp(),
     request: (path, init = {}) =>
       fetch(`${baseUrl}${path}`, {
         ...init,
