@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import express, { type RequestHandler, type Response, type Router } from 'express';
 import { ClipmodError } from '../../../shared/errors/index.ts';
 
-// The policy admin page at /admin: one static HTML page, one vanilla JS module and one stylesheet from
+// The policy admin page at /admin: one static HTML page, vanilla JS modules and one stylesheet from
 // ./static, no build step and nothing fetched from elsewhere. The page calls the policy API under
 // /admin/api: the admin session cookie has Path=/admin, so a browser never sends it to /v1, and the
 // same routes are mounted again there, authorized by the session instead of a Bearer key.
@@ -17,6 +17,8 @@ export type AdminPageDeps = {
   guard: RequestHandler;
   /** The policy router, built with an empty `authorize` chain: `guard` runs before it and sets the principal. */
   policyApi: Router;
+  /** More admin-scope API routers built the same way (bank, search, calibration), mounted beside it. */
+  moreApis?: readonly Router[];
 };
 
 type Asset = { body: Buffer; contentType: string };
@@ -42,6 +44,8 @@ const securityHeaders = {
 
 const assetTypes: Record<string, string> = {
   'admin.js': 'text/javascript; charset=utf-8',
+  'admin-beyond.js': 'text/javascript; charset=utf-8',
+  'admin-calibration.js': 'text/javascript; charset=utf-8',
   'admin.css': 'text/css; charset=utf-8',
 };
 
@@ -71,7 +75,7 @@ export function adminPageRouter(deps: AdminPageDeps): Router {
       .send(asset.body);
   });
 
-  router.use(adminApiPath, deps.guard, deps.policyApi);
+  router.use(adminApiPath, deps.guard, deps.policyApi, ...(deps.moreApis ?? []));
   return router;
 }
 

@@ -1,7 +1,11 @@
 // The policy admin page: edit a policy, test the draft on an image (dry run), browse versions with
 // their diffs, roll back, follow shadow mode. It calls the policy API under /admin/api, where the
 // session cookie authorizes it. The DOM is built with createElement and textContent only, never from
-// HTML strings: policy texts are user input, and the page runs under Trusted Types.
+// HTML strings: policy texts are user input, and the page runs under Trusted Types. The bank, search,
+// retention settings and calibration live in their own modules, which get this one's helpers.
+
+import { createBeyond } from './admin-beyond.js';
+import { createCalibration } from './admin-calibration.js';
 
 const apiRoot = '/admin/api/v1';
 const actions = ['allow', 'review', 'block'];
@@ -180,6 +184,20 @@ function renderEditor(policy, versionNote) {
   byId('history').hidden = state.isNew;
   byId('shadow').hidden = state.isNew;
   byId('empty-state').hidden = true;
+  for (const part of beyondParts) part.showPolicy(state.isNew ? undefined : state.id, policy.labels ?? []);
+}
+
+/** Calibration's proposal for a label, into the draft; false when the draft has no such label. */
+function applyThreshold(labelId, threshold) {
+  const fieldset = [...byId('labels').querySelectorAll('fieldset.label')].find(
+    (candidate) => candidate.querySelector('[data-field="id"]').value.trim() === labelId,
+  );
+  if (fieldset === undefined) return false;
+  const input = fieldset.querySelector('[data-field="threshold"]');
+  input.value = String(threshold);
+  input.focus();
+  scheduleDryRun();
+  return true;
 }
 
 function removeLabel(index) {
@@ -534,6 +552,9 @@ function wireEvents() {
     location.assign('/admin/login?next=%2Fadmin');
   });
 }
+
+const pageHelpers = { h, call, showStatus, applyThreshold };
+const beyondParts = [createBeyond(pageHelpers), createCalibration(pageHelpers)];
 
 async function start() {
   wireEvents();
