@@ -75,7 +75,9 @@ export class ModerationService {
       submission.image,
       idempotencyKey === undefined ? undefined : { tenant: submission.tenant, key: idempotencyKey },
     );
-    if (earlierId !== undefined) return this.#replicated({ id: await this.#requeue(earlierId), isNew: false });
+    if (earlierId !== undefined) {
+      return this.#replicated({ id: await this.#requeue(earlierId), isNew: false });
+    }
     const payload = { moderationId: id, tenant: submission.tenant, ...(requestId ? { requestId } : {}) };
     await this.#enqueue('moderation.run', payload, id);
     return this.#replicated({ id, isNew: true });
@@ -90,7 +92,8 @@ export class ModerationService {
     const record = await this.#options.store.get(id);
     if (record?.status === 'queued') {
       const { tenant, requestId } = record;
-      await this.#enqueue('moderation.run', { moderationId: id, tenant, ...(requestId ? { requestId } : {}) }, id);
+      const payload = { moderationId: id, tenant, ...(requestId ? { requestId } : {}) };
+      await this.#enqueue('moderation.run', payload, id);
     }
     return id;
   }

@@ -27,7 +27,7 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 
 /** Redis away (no offline queue on request paths), full (noeviction OOM) or failing over. */
 const redisUnavailable =
-  /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ETIMEDOUT|MaxRetriesPerRequest|^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
+  /Stream isn't writeable|Cluster isn't ready|Connection is closed|Command timed out|ECONNREFUSED|ETIMEDOUT|MaxRetriesPerRequest|^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
 
 /** body-parser, ioredis and friends throw their own errors; give them stable codes. */
 function translateExpressError(error: unknown): unknown {

@@ -10,7 +10,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger/index.ts';
 import { createRegistry, type Registry } from '../../shared/metrics/index.ts';
 import { ModerationStore } from '../../shared/moderation/index.ts';
-import { imageFetchDefaults, parseCidrList, safeFetch } from '../../shared/net/index.ts';
+import { type HostLookup, imageFetchDefaults, parseCidrList, safeFetch } from '../../shared/net/index.ts';
 import { PolicyStore, ShadowStats } from '../../shared/policy/index.ts';
 import {
   createInferenceQueue,
@@ -23,6 +23,7 @@ import {
   observeRedis,
   openRedis,
   type RedisConnection,
+  type RedisRole,
   type ResolvedRedis,
   redactRedisUrl,
   resolveRedis,
@@ -61,7 +62,14 @@ import { webhookRouter } from '../api/webhook-routes.ts';
 export const roles = ['api', 'inference', 'webhooks'] as const;
 export type Role = (typeof roles)[number];
 
-export type ServeContext = { config: Config; logger: Logger; lifecycle: Lifecycle; roles: readonly Role[] };
+export type ServeContext = {
+  config: Config;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  roles: readonly Role[];
+  /** DNS for outbound URLs (image fetches, webhook URLs and sends); injected by SSRF tests only. */
+  lookup?: HostLookup;
+};
 
 type Shared = ServeContext & {
   registry: Registry;
@@ -75,7 +83,7 @@ type Shared = ServeContext & {
 type RedisComponent = Component & {
   client(): RedisConnection;
   url(): string;
-  connect(role: 'worker' | 'producer', name: string): Promise<RedisConnection>;
+  connect(role: RedisRole, name: string): Promise<RedisConnection>;
   /** Every connection this process opened, by name (Redis metrics). */
   connections(): ReadonlyMap<string, RedisConnection>;
 };
@@ -134,12 +142,14 @@ function apiComponents(shared: Shared): {
   const wiring: Component = {
     name: 'api-wiring',
     async start() {
-      const client = redis.client();
+      // Its own `request` connection: a hung Redis fails request commands in 750 ms, so clients get
+      // 503 within 1 s, while the process's main connection keeps the producer's 2 s.
+      const client = await redis.connect('request', 'api');
       const prefix = config.CLIPMOD_REDIS_PREFIX;
       // WAIT blocks the connection it runs on and counts that connection's writes: submissions get
       // their own connection when replicas must confirm them (see waitForReplicas).
       const replicas = config.CLIPMOD_REDIS_WAIT_REPLICAS;
-      const submissions = replicas > 0 ? await redis.connect('producer', 'api-submissions') : client;
+      const submissions = replicas > 0 ? await redis.connect('request', 'api-submissions') : client;
       const queue = createInferenceQueue(submissions, prefix);
       const queueEvents = createInferenceQueueEvents(await redis.connect('worker', 'api-events'), prefix);
       closers.push(
@@ -182,7 +192,7 @@ function apiComponents(shared: Shared): {
           maxImageBytes: maxBytes,
           maxBodyBytes: Math.ceil(maxBytes * 1.4) + 65_536,
           fetchImage: async (url) =>
-            (await safeFetch(url, { ...imageFetchDefaults, allowList, maxBytes })).body,
+            (await safeFetch(url, { ...imageFetchDefaults, allowList, maxBytes, ...lookupOf(shared) })).body,
         },
       };
       // Mounted twice: for API clients (Bearer key) and, under /admin/api, for the admin page (session).
@@ -237,7 +247,7 @@ function apiComponents(shared: Shared): {
           webhookRouter({
             ...shared.webhooks.services(),
             authorize: auth.modelRouteGuard.slice(0, 1),
-            urlPolicy: { allowList },
+            urlPolicy: { allowList, ...lookupOf(shared) },
           }),
         ],
       });
@@ -367,6 +377,8 @@ function webhookServicesComponent(config: Config, redis: RedisComponent): Webhoo
   };
 }
 
+const lookupOf = (context: ServeContext) => (context.lookup ? { lookup: context.lookup } : {});
+
 /** The delivery worker of the `webhooks` role. */
 function webhookWorkerComponent(shared: Shared): Component {
   const { config, logger, registry, redis } = shared;
@@ -388,6 +400,7 @@ function webhookWorkerComponent(shared: Shared): Component {
           timeoutMs: config.CLIPMOD_WEBHOOK_TIMEOUT_MS,
           disableAfterMs: config.CLIPMOD_WEBHOOK_DISABLE_AFTER_MS,
           allowList: parseCidrList(config.CLIPMOD_ALLOW_PRIVATE_NETWORKS.join(',')),
+          ...lookupOf(shared),
         },
       });
       await worker.start();

@@ -1,24 +1,95 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Command, Redis, type RedisOptions } from 'ioredis';
 import { ClipmodError } from '../errors/index.ts';
+import { parseRedisUrl, type RedisTarget } from './redis-url.ts';
+
+/** A connection to any topology clipmod supports; every store and queue takes this type. */
+export type RedisConnection = Redis | Cluster;
 
 /**
  * `worker`: blocking BullMQ connections, retry forever (BullMQ requires maxRetriesPerRequest null).
- * `producer`: request paths (API), fail fast while Redis is away so callers answer 503, not hang.
+ * `producer`: non-blocking writers (CLI commands, the main connection of every process): fail fast
+ * while Redis is away, and give a slow-but-alive Redis 2 s per command.
+ * `request`: the API's request paths; like `producer`, but a hung Redis is detected within 750 ms
+ * so an HTTP request is answered 503 within 1 s (RELIABILITY.md Q5a).
  */
-export type RedisRole = 'worker' | 'producer';
+export type RedisRole = 'worker' | 'producer' | 'request';
+
+/** Per-command limit of `request` connections; leaves room for the HTTP round trip within 1 s. */
+export const requestCommandTimeoutMs = 750;
+
+const reconnectDelayMs = (attempt: number) => Math.min(attempt * 200, 2_000);
 
 export function redisOptionsFor(role: RedisRole): RedisOptions {
-  const common: RedisOptions = {
-    lazyConnect: true,
-    connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-  };
+  const common: RedisOptions = { lazyConnect: true, connectTimeout: 5_000, retryStrategy: reconnectDelayMs };
   if (role === 'worker') return { ...common, maxRetriesPerRequest: null, enableOfflineQueue: true };
-  return { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 2_000 };
+  const commandTimeout = role === 'request' ? requestCommandTimeoutMs : 2_000;
+  return { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout };
 }
 
-export async function connectRedis(url: string, role: RedisRole, name: string): Promise<Redis> {
-  const client = new Redis(url, { ...redisOptionsFor(role), connectionName: `clipmod:${name}` });
+/**
+ * Sentinel: ask the Sentinels for the primary, and listen for `+switch-master` so a failover is
+ * followed at once. Before the first connection the retries are bounded, so a wrong address stops
+ * the process at start instead of hanging; afterwards they never end.
+ */
+function sentinelClient(target: Extract<RedisTarget, { mode: 'sentinel' }>, options: RedisOptions): Redis {
+  let hasBeenReady = false;
+  const client = new Redis({
+    ...options,
+    sentinels: target.sentinels,
+    name: target.masterName,
+    db: target.db,
+    failoverDetector: true,
+    sentinelRetryStrategy: (attempt) => (!hasBeenReady && attempt > 5 ? null : reconnectDelayMs(attempt)),
+    ...credentialsOf(target),
+    ...(target.sentinelUsername ? { sentinelUsername: target.sentinelUsername } : {}),
+    ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+    ...(target.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+  });
+  client.once('ready', () => {
+    hasBeenReady = true;
+  });
+  return client;
+}
+
+/**
+ * Cluster: node connections inherit the role's settings; the producer's fail-fast behaviour comes from
+ * the cluster-level offline queue (ioredis forces it on for node connections) and commandTimeout.
+ */
+function clusterClient(target: Extract<RedisTarget, { mode: 'cluster' }>, options: RedisOptions): Cluster {
+  const { retryStrategy: _retry, enableOfflineQueue, lazyConnect: _lazy, ...nodeOptions } = options;
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    clusterRetryStrategy: reconnectDelayMs,
+    slotsRefreshTimeout: 2_000,
+    redisOptions: { ...nodeOptions, ...credentialsOf(target), ...(target.tls ? { tls: {} } : {}) },
+    // TLS certificates of managed clusters name the hosts the nodes announce: keep names, not IPs.
+    ...(target.tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+  };
+  return new Cluster(target.nodes, clusterOptions);
+}
+
+function credentialsOf(target: { username?: string; password?: string }): RedisOptions {
+  return {
+    ...(target.username ? { username: target.username } : {}),
+    ...(target.password ? { password: target.password } : {}),
+  };
+}
+
+function createClient(url: string, role: RedisRole, name: string): RedisConnection {
+  const target = parseRedisUrl(url);
+  const options: RedisOptions = { ...redisOptionsFor(role), connectionName: `clipmod:${name}` };
+  if (target.mode === 'cluster') return clusterClient(target, options);
+  if (target.mode === 'sentinel') return sentinelClient(target, options);
+  return new Redis(target.url, options);
+}
+
+/**
+ * The connection factory of every clipmod process: standalone, Sentinel or Cluster, chosen by the
+ * REDIS_URL scheme (see redis-url.ts). Resolves once the connection is ready.
+ */
+export async function openRedis(url: string, role: RedisRole, name: string): Promise<RedisConnection> {
+  const client = createClient(url, role, name);
   client.on('error', () => {
     // Connection errors surface through commands and readiness; without a listener ioredis
     // would print every reconnect attempt to stderr.
@@ -30,6 +101,17 @@ export async function connectRedis(url: string, role: RedisRole, name: string): 
     throw new ClipmodError('unavailable', `cannot connect to Redis for ${name}: ${(error as Error).message}`);
   }
   return client;
+}
+
+/** A single-node connection (standalone, or the primary a Sentinel names), for code that needs `Redis`. */
+export async function connectRedis(url: string, role: RedisRole, name: string): Promise<Redis> {
+  if (parseRedisUrl(url).mode === 'cluster') {
+    throw new ClipmodError(
+      'invalid_config',
+      `${name} needs a single Redis node; use openRedis for a Cluster`,
+    );
+  }
+  return (await openRedis(url, role, name)) as Redis;
 }
 
 export type RedisSafetyOptions = { requireAof: boolean };
@@ -63,8 +145,59 @@ export function redisSafetyProblems(info: Map<string, string>, options: RedisSaf
   return problems;
 }
 
-export async function assertRedisIsSafe(client: Redis, options: RedisSafetyOptions): Promise<void> {
-  const info = parseRedisInfo(await client.info());
-  const problems = redisSafetyProblems(info, options);
+/** Every primary is checked: on a Cluster each one holds queues' keys (for other prefixes) too. */
+export async function assertRedisIsSafe(client: RedisConnection, options: RedisSafetyOptions): Promise<void> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  const problems: string[] = [];
+  for (const node of nodes) {
+    const found = redisSafetyProblems(parseRedisInfo(await node.info()), options);
+    const where = client instanceof Cluster ? `${node.options.host}:${node.options.port}: ` : '';
+    problems.push(...found.map((problem) => `${where}${problem}`));
+  }
   if (problems.length > 0) throw new ClipmodError('invalid_config', problems.join('; '));
+}
+
+const keySlots = new WeakMap<Cluster, Map<string, number>>();
+
+/** The node connection that holds `key` on a Cluster (where WAIT must run), or the client itself. */
+async function nodeHolding(client: RedisConnection, key: string): Promise<Redis | undefined> {
+  if (!(client instanceof Cluster)) return client;
+  const slots = keySlots.get(client) ?? new Map<string, number>();
+  keySlots.set(client, slots);
+  const slot = slots.get(key) ?? Number(await client.cluster('KEYSLOT', key));
+  slots.set(key, slot);
+  const primary = client.slots[slot]?.[0];
+  return client.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === primary);
+}
+
+/**
+ * WAIT blocks by design for up to `timeoutMs`, longer than a `request` connection's commandTimeout:
+ * a command whose own timer is set first keeps it (ioredis sets the connection's only when none is).
+ */
+async function replicaWait(node: Redis, replicas: number, timeoutMs: number): Promise<number> {
+  const command = new Command('wait', [replicas, timeoutMs]);
+  command.setTimeout(timeoutMs + 1_000);
+  return Number(await node.sendCommand(command));
+}
+
+/**
+ * Waits until `replicas` replicas hold every write this connection has made so far (Redis WAIT).
+ * Replication is asynchronous: a primary that fails over right after acknowledging a write loses it.
+ * Called before the API answers 202, it makes "accepted" mean "on a replica too"; when the replicas do
+ * not confirm in time the submission is answered 503 and the client retries (with its Idempotency-Key).
+ */
+export async function waitForReplicas(
+  client: RedisConnection,
+  options: { key: string; replicas: number; timeoutMs: number },
+): Promise<void> {
+  if (options.replicas <= 0) return;
+  const node = await nodeHolding(client, options.key);
+  const acknowledged = node === undefined ? 0 : await replicaWait(node, options.replicas, options.timeoutMs);
+  if (acknowledged < options.replicas) {
+    throw new ClipmodError(
+      'unavailable',
+      `Redis replicated the write to ${acknowledged} of ${options.replicas} replicas in ${options.timeoutMs} ms`,
+      { retryAfterSeconds: 1 },
+    );
+  }
 }

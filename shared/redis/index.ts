@@ -1,18 +1,32 @@
-// Redis for every process: connections with BullMQ's production settings, the start-up safety
-// guard (noeviction, optional AOF), and the embedded redis-server of the quickstart.
-// Depends on shared/errors only; keys are prefixed by callers with the hash-tagged prefix.
+// Redis for every process: connections with BullMQ's production settings to a standalone, Sentinel
+// or Cluster deployment (REDIS_URL's scheme picks), replica acknowledgement, the start-up safety
+// guard (noeviction, optional AOF), the embedded redis-server of the quickstart, and Redis health
+// metrics. Depends on shared/errors and shared/metrics; keys are prefixed by callers.
 import { ClipmodError } from '../errors/index.ts';
 import { type EmbeddedRedis, redisAnswers, startEmbeddedRedis } from './embedded-redis.ts';
 
 export {
   assertRedisIsSafe,
   connectRedis,
+  openRedis,
   parseRedisInfo,
+  type RedisConnection,
   type RedisRole,
   redisOptionsFor,
   redisSafetyProblems,
+  requestCommandTimeoutMs,
+  waitForReplicas,
 } from './connections.ts';
 export { type EmbeddedRedis, freePort, hasRedisServerBinary, startEmbeddedRedis } from './embedded-redis.ts';
+export { type ObservedRedis, observeRedis } from './redis-metrics.ts';
+export {
+  parseRedisUrl,
+  type RedisEndpoint,
+  type RedisMode,
+  type RedisTarget,
+  redactRedisUrl,
+  redisUrlPattern,
+} from './redis-url.ts';
 
 export type ResolvedRedis = {
   url: string;
