@@ -27,7 +27,14 @@ export { observeJobOutcomes, observeQueueDepth, openCatalogQueues } from './queu
 
 /** BullMQ wants the prefix without a trailing colon; ours is `{clipmod}` (a Redis Cluster hash tag). */
 export function createInferenceQueue(connection: Redis | Cluster, prefix: string): Queue {
-  return new Queue(queueNames.inference, { connection, prefix, defaultJobOptions: inferenceJobOptions });
+  const queue = new Queue(queueNames.inference, {
+    connection,
+    prefix,
+    defaultJobOptions: inferenceJobOptions,
+  });
+  // Job.waitUntilFinished listens for the queue's 'closing' once per synchronous request (?wait).
+  queue.setMaxListeners(10_000);
+  return queue;
 }
 
 /** The queue of webhook delivery attempts (producers: inference finish hook, API replays, the worker). */

@@ -54,7 +54,8 @@ async function submitMany(count: number, metadata: Record<string, unknown> = {})
       Array.from({ length: Math.min(50, count - start) }, () => deployment.submit(metadata)),
     );
     for (const result of batch) {
-      expect(result.status).toBe(202);
+      // 202 normally; 200 when a fast worker finished the job before the API read the record back.
+      expect([200, 202]).toContain(result.status);
       ids.push(result.id!);
     }
   }
