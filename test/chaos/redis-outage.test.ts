@@ -20,7 +20,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function acceptMany(count: number): Promise<string[]> {
   const results = await Promise.all(Array.from({ length: count }, () => deployment.submit()));
-  expect(results.map((result) => result.status)).toEqual(results.map(() => 202));
+  // 202 normally; 200 when a fast worker finished the job before the API read the record back.
+  expect(results.filter((result) => result.status !== 202 && result.status !== 200)).toEqual([]);
   return results.map((result) => result.id!);
 }
 
@@ -30,7 +31,7 @@ function p99(values: readonly number[]): number {
 }
 
 describe('Q5(a): Redis hung by SIGSTOP', () => {
-  it('answers 503 within the command timeout, then recovers without losing work', async () => {
+  it('answers every request 503 within 1 s, then recovers without losing work', async () => {
     const before = await acceptMany(sized(10, 200));
     process.kill(deployment.redis.pid, 'SIGSTOP');
     let during: { status: number; ms: number }[];
@@ -40,13 +41,14 @@ describe('Q5(a): Redis hung by SIGSTOP', () => {
       process.kill(deployment.redis.pid, 'SIGCONT');
     }
     expect(during.every((result) => result.status === 503)).toBe(true);
-    // The producer connection's commandTimeout bounds each answer; nothing queues behind a hung Redis.
-    expect(p99(during.map((result) => result.ms))).toBeLessThan(2_500);
+    // The API's `request` connection times each command out at 750 ms: every request, not just the
+    // p99, is answered within 1 s, and nothing queues behind a hung Redis.
+    const slowestMs = Math.max(...during.map((result) => result.ms));
+    expect(slowestMs).toBeLessThan(1_000);
     const after = await acceptMany(sized(5, 100));
     await deployment.awaitTerminal([...before, ...after], sized(60_000, 300_000));
-    process.stderr.write(
-      `[chaos] Q5a ${JSON.stringify({ p99Ms: Math.round(p99(during.map((r) => r.ms))) })}\n`,
-    );
+    const figures = { p99Ms: Math.round(p99(during.map((r) => r.ms))), maxMs: Math.round(slowestMs) };
+    process.stderr.write(`[chaos] Q5a ${JSON.stringify(figures)}\n`);
   }, 600_000);
 });
 

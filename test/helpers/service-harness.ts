@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { composeRoles, type Role } from '../../services/cli/serve-roles.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger/index.ts';
+import type { HostLookup } from '../../shared/net/index.ts';
 import { Lifecycle } from '../../shared/runtime/index.ts';
 
 export type ServiceHarness = {
@@ -33,6 +34,8 @@ export async function startService(
     prefix?: string;
     /** Receives the JSON log lines (at env LOG_LEVEL, warn by default) instead of stdout. */
     logDestination?: Writable;
+    /** DNS for the service's outbound URLs (SSRF tests inject names that resolve where they choose). */
+    lookup?: HostLookup;
   } = {},
 ): Promise<ServiceHarness> {
   const prefix = options.prefix ?? `{clipmod-test-${randomBytes(4).toString('hex')}}`;
@@ -52,7 +55,13 @@ export async function startService(
     ...(options.logDestination ? { destination: options.logDestination } : {}),
   });
   const lifecycle = new Lifecycle({ stopTimeoutMs: 10_000, logger });
-  const composed = composeRoles({ config, logger, lifecycle, roles: options.roles ?? ['api', 'inference'] });
+  const composed = composeRoles({
+    config,
+    logger,
+    lifecycle,
+    roles: options.roles ?? ['api', 'inference'],
+    ...(options.lookup ? { lookup: options.lookup } : {}),
+  });
   await lifecycle.start();
   const baseUrl = `http://127.0.0.1:${composed.apiPort()}`;
   const metricsUrl = composed.apiPort()
