@@ -3,6 +3,7 @@
 // decompression bomb is refused before anything is allocated for its pixels.
 import sharp from 'sharp';
 import { ClipmodError } from '../errors/index.ts';
+import { assertImageComplete } from './image-completeness.ts';
 
 /**
  * Formats clipmod may decode. The default allow-list is jpeg, png, webp and gif: what browsers and
@@ -208,6 +209,7 @@ export function resolveLimits(limits?: Partial<ImageLimits>): ImageLimits {
 export async function probeImage(bytes: Uint8Array, limits?: Partial<ImageLimits>): Promise<ImageInfo> {
   const resolved = resolveLimits(limits);
   const format = checkFormat(bytes, resolved);
+  assertImageComplete(bytes, format);
   // The pixel limit is checked by hand below; turning sharp's off here keeps our own error message.
   const metadata = await sharp(bytes, { limitInputPixels: false, failOn: 'warning' })
     .metadata()

@@ -150,10 +150,11 @@ describe('sniffImageFormat', () => {
 });
 
 describe('decoding refused or broken inputs through preprocessImage', () => {
-  it('answers corrupt_image for a truncated JPEG whose header is intact', async () => {
+  it('answers corrupt_image for a truncated JPEG whose header is intact, before decoding', async () => {
     const jpeg = goldenBytes('rocket.jpg');
     const truncated = jpeg.subarray(0, jpeg.length >> 1);
-    expect((await probeImage(truncated)).width).toBe(640);
+    const refused = await rejection(probeImage(truncated));
+    expect([refused.code, refused.details.reason]).toEqual(['corrupt_image', 'truncated']);
     expect((await rejection(preprocessImage(truncated))).code).toBe('corrupt_image');
   });
 
