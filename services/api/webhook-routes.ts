@@ -15,6 +15,7 @@ import {
   webhookEventTypes,
 } from '../../shared/webhooks/index.ts';
 import { principalOf, requireScope } from './auth/index.ts';
+import { parseOr400 } from './parse-input.ts';
 
 // Webhook administration (admin scope): endpoints of the caller's own tenant, secret rotation, the
 // delivery log and replays. Another tenant's ids answer 404 exactly like missing ones.
@@ -182,14 +183,4 @@ function deliveryView(delivery: DeliveryRecord, attempts: readonly AttemptRecord
 
 function notFound(what: string, req: Request): never {
   throw new ClipmodError('not_found', `no ${what} ${String(req.params.id)}`);
-}
-
-/** Zod failure → 400 naming the first bad field. */
-function parseOr400<T>(schema: z.ZodType<T>, input: unknown): T {
-  const parsed = schema.safeParse(input ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const unknownKeys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...unknownKeys].join('.') || 'body';
-  throw new ClipmodError('bad_request', `${field}: ${issue?.message ?? 'invalid'}`, { details: { field } });
 }

@@ -29,6 +29,7 @@ const allowedDeepImports: Readonly<Record<string, readonly string[]>> = {
   ],
   'test/unit/config.test.ts': ['shared/config/config-schema.ts'],
   'test/unit/execution-providers.test.ts': ['shared/clip/execution-providers.ts'],
+  'test/unit/image-completeness.test.ts': ['shared/clip/image-completeness.ts'],
   'test/unit/image-probe.test.ts': ['shared/clip/image-probe.ts', 'shared/clip/preprocess.ts'],
   'test/unit/lifecycle.test.ts': ['shared/runtime/lifecycle.ts'],
   // The ONNX adapter is deliberately not re-exported by shared/clip/index.ts; tests that run graphs use it.

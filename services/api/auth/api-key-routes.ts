@@ -1,6 +1,7 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { ClipmodError } from '../../../shared/errors/index.ts';
+import { parseOr400 } from '../parse-input.ts';
 import { type ApiKeyRecord, type ApiKeyStore, defaultTenant, scopes, tenantSchema } from './api-key-store.ts';
 import { authenticate, principalOf, requireScope } from './authenticate.ts';
 
@@ -62,16 +63,6 @@ function tenantInScope(callerTenant: string, requested: string | undefined): str
   throw new ClipmodError('forbidden', `this API key may not act for tenant "${requested}"`, {
     details: { tenant: requested },
   });
-}
-
-/** Zod failure → 400 naming the first bad field. */
-function parseOr400<T>(schema: z.ZodType<T>, input: unknown): T {
-  const parsed = schema.safeParse(input ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const unknownKeys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...unknownKeys].join('.') || 'body';
-  throw new ClipmodError('bad_request', `${field}: ${issue?.message ?? 'invalid'}`, { details: { field } });
 }
 
 function publicView(record: ApiKeyRecord) {
