@@ -114,8 +114,8 @@ export function parsePreprocessorConfig(json: unknown): PreprocessorConfig {
   });
 }
 
-/** openai/clip-vit-base-patch32 (also B/16 and L/14): shortest edge 224, centre crop 224, OpenAI mean/std. */
-export const OPENAI_CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig({
+/** openai/clip-vit-base-patch32's preprocessor_config.json (also B/16 and L/14), as Hugging Face ships it. */
+export const OPENAI_CLIP_PREPROCESSOR_JSON = Object.freeze({
   crop_size: { height: 224, width: 224 },
   do_center_crop: true,
   do_convert_rgb: true,
@@ -123,8 +123,14 @@ export const OPENAI_CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorCon
   do_rescale: true,
   do_resize: true,
   image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_processor_type: 'CLIPImageProcessor',
   image_std: [0.26862954, 0.26130258, 0.27577711],
   resample: 3,
   rescale_factor: 0.00392156862745098,
   size: { shortest_edge: 224 },
 });
+
+/** Shortest edge 224, centre crop 224, OpenAI mean/std: the default when a folder has no config. */
+export const OPENAI_CLIP_PREPROCESSOR: PreprocessorConfig = parsePreprocessorConfig(
+  OPENAI_CLIP_PREPROCESSOR_JSON,
+);

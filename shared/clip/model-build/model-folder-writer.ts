@@ -2,6 +2,7 @@
 // config.json, preprocessor_config.json, the tokenizer files, clipmod.json and onnx/*.onnx.
 import { copyFile, mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OPENAI_CLIP_PREPROCESSOR_JSON } from '../preprocessor-config.ts';
 import type { OnnxGraph } from './onnx-graph.ts';
 import { encodeModel } from './onnx-model-encoder.ts';
 import { writeProtoFile } from './protobuf-writer.ts';
@@ -29,22 +30,6 @@ export type WrittenFile = { path: string; sizeBytes: number };
 /** The tokenizer files every model folder carries, copied from shared/clip/assets. */
 export const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
 
-/** openai/clip-vit-base-patch32's CLIPImageProcessor settings, shared by every built model. */
-export const openaiPreprocessorConfig = {
-  crop_size: { height: 224, width: 224 },
-  do_center_crop: true,
-  do_convert_rgb: true,
-  do_normalize: true,
-  do_rescale: true,
-  do_resize: true,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_processor_type: 'CLIPImageProcessor',
-  image_std: [0.26862954, 0.26130258, 0.27577711],
-  resample: 3,
-  rescale_factor: 1 / 255,
-  size: { shortest_edge: 224 },
-};
-
 export async function writeModelFolder(
   outDir: string,
   content: ModelFolderContent,
@@ -52,7 +37,7 @@ export async function writeModelFolder(
 ): Promise<WrittenFile[]> {
   await mkdir(join(outDir, 'onnx'), { recursive: true });
   await writeJson(join(outDir, 'config.json'), clipConfig(content));
-  await writeJson(join(outDir, 'preprocessor_config.json'), openaiPreprocessorConfig);
+  await writeJson(join(outDir, 'preprocessor_config.json'), OPENAI_CLIP_PREPROCESSOR_JSON);
   await writeJson(join(outDir, 'clipmod.json'), content.settings);
   for (const file of tokenizerFiles) await copyFile(join(assetsDir, file), join(outDir, file));
   const producer = { producerName: 'clipmod', producerVersion: content.settings.id };
