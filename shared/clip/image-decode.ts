@@ -80,8 +80,9 @@ export async function decodeRaster(
  *   retina (6.3× shrink) 1.504 / 0.0182 (JPEG shrink-on-load by 4; 0.058 / 0.0077 without it)
  *   camera (L) 0.045 / 0.0028   imagemagick-logo (RGBA) 0.219 / 0.0042   coffee-cmyk 0.100 / 0.0028
  *   coffee-exif6 raw 0.058 / 0.0028, exif 0.044 / 0.0028   astronaut-tiny (upscale) 0 / 0
- * Cost on ≈2.8 MP JPEG q90 photos (test/bench/preprocess-bench.ts, 2 shared cores): fast ≈ 15 CPU-ms
- * per image against ≈ 125 for exact (≈ 8× less) and ≈ 13 for a bare sharp resize loop.
+ * Cost on ≈2.8 MP JPEG q90 photos (test/bench/preprocess-bench.ts, 2 shared cores): fast ≈ 12 CPU-ms
+ * per image against ≈ 33 for exact (most of it the full-resolution decode) and ≈ 11 for a bare sharp
+ * resize loop.
  */
 export async function decodeResizedFast(
   bytes: Uint8Array,

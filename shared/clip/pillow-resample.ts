@@ -1,6 +1,10 @@
 // A port of Pillow's separable bicubic resampler (libImaging/Resample.c, 8-bit path) so that
-// `exact` preprocessing reproduces Hugging Face CLIPImageProcessor bit for bit. Pure functions over
-// typed arrays: no sharp, no I/O, safe to run in a worker thread.
+// `exact` preprocessing reproduces Hugging Face CLIPImageProcessor bit for bit. The weights are computed
+// here; the two passes run as WebAssembly SIMD kernels (resample-kernel.ts). Pure functions over typed
+// arrays: no sharp, no I/O, safe to run in a worker thread.
+import { type AxisCoefficients, runKernels } from './resample-kernel.ts';
+
+export type { AxisCoefficients } from './resample-kernel.ts';
 
 /** Interleaved 8-bit pixels, row-major, `channels` bytes per pixel. */
 export type Raster = {
@@ -13,12 +17,9 @@ export type Raster = {
 /** A window of the resized image; only these output pixels are computed. */
 export type CropWindow = { left: number; top: number; width: number; height: number };
 
-// Pillow stores weights with 22 fractional bits so that 255 * sum(|w|) * 2^22 stays inside int32;
-// the accumulators below use `| 0` int32 arithmetic for the same reason (and for V8's fast path).
-const PRECISION_BITS = 22;
-const ONE = 1 << PRECISION_BITS;
-const HALF = 1 << (PRECISION_BITS - 1);
-const MAX_ACCUMULATOR = 256 << PRECISION_BITS;
+// Pillow stores weights with 22 fractional bits so that 255 * sum(|w|) * 2^22 stays inside int32, the
+// width of the kernels' accumulators.
+const ONE = 1 << 22;
 const BICUBIC_SUPPORT = 2;
 
 /** Keys cubic with a = -0.5, exactly as Pillow writes it (the order of operations matters). */
@@ -29,17 +30,6 @@ function bicubic(x: number): number {
   if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
   return 0;
 }
-
-/** Integer taps for a contiguous range of output pixels along one axis. */
-export type AxisCoefficients = {
-  /** First source index of each output pixel. */
-  starts: Int32Array;
-  /** Number of taps of each output pixel. */
-  counts: Int32Array;
-  /** Fixed-point weights, `stride` slots per output pixel. */
-  weights: Int32Array;
-  stride: number;
-};
 
 /**
  * Weights for output pixels `first .. first+count-1` of a resize from `inSize` to `outSize`.
@@ -83,83 +73,6 @@ export function axisCoefficients(
   return { starts, counts, weights, stride };
 }
 
-function clip8(accumulator: number): number {
-  if (accumulator >= MAX_ACCUMULATOR) return 255;
-  if (accumulator <= 0) return 0;
-  return accumulator >> PRECISION_BITS;
-}
-
-/** Horizontal pass over source rows `rowStart .. rowStart+rowCount-1`. */
-function resampleRows(src: Raster, rowStart: number, rowCount: number, axis: AxisCoefficients): Uint8Array {
-  const { data, width, channels } = src;
-  const { starts, counts, weights, stride } = axis;
-  const outWidth = starts.length;
-  const out = new Uint8Array(outWidth * rowCount * channels);
-  let o = 0;
-  for (let y = 0; y < rowCount; y++) {
-    const rowOffset = (rowStart + y) * width * channels;
-    for (let x = 0; x < outWidth; x++) {
-      const base = rowOffset + starts[x]! * channels;
-      const n = counts[x]!;
-      const k = x * stride;
-      if (channels === 3) {
-        // The common case gets three accumulators so each weight is loaded once.
-        let r = HALF;
-        let g = HALF;
-        let b = HALF;
-        for (let t = 0, s = base; t < n; t++, s += 3) {
-          const w = weights[k + t]!;
-          r = (r + Math.imul(data[s]!, w)) | 0;
-          g = (g + Math.imul(data[s + 1]!, w)) | 0;
-          b = (b + Math.imul(data[s + 2]!, w)) | 0;
-        }
-        out[o] = clip8(r);
-        out[o + 1] = clip8(g);
-        out[o + 2] = clip8(b);
-        o += 3;
-        continue;
-      }
-      for (let c = 0; c < channels; c++) {
-        let sum = HALF;
-        for (let t = 0, s = base + c; t < n; t++, s += channels)
-          sum = (sum + Math.imul(data[s]!, weights[k + t]!)) | 0;
-        out[o++] = clip8(sum);
-      }
-    }
-  }
-  return out;
-}
-
-/** Vertical pass; `rows` holds only the source rows from `rowStart` on. */
-function resampleColumns(
-  rows: Uint8Array,
-  rowWidth: number,
-  channels: number,
-  rowStart: number,
-  axis: AxisCoefficients,
-) {
-  const { starts, counts, weights, stride } = axis;
-  const outHeight = starts.length;
-  const rowBytes = rowWidth * channels;
-  const out = new Uint8Array(outHeight * rowBytes);
-  const sums = new Int32Array(rowBytes);
-  for (let y = 0; y < outHeight; y++) {
-    const first = (starts[y]! - rowStart) * rowBytes;
-    const n = counts[y]!;
-    const k = y * stride;
-    sums.fill(HALF);
-    // Tap-major order walks each source row sequentially instead of striding down columns.
-    for (let t = 0; t < n; t++) {
-      const w = weights[k + t]!;
-      const row = first + t * rowBytes;
-      for (let i = 0; i < rowBytes; i++) sums[i] = (sums[i]! + Math.imul(rows[row + i]!, w)) | 0;
-    }
-    const o = y * rowBytes;
-    for (let i = 0; i < rowBytes; i++) out[o + i] = clip8(sums[i]!);
-  }
-  return out;
-}
-
 /**
  * Resize `src` to `outWidth`×`outHeight` with Pillow's BICUBIC filter (antialiased when shrinking)
  * and return only the pixels inside `crop` (default: all of them). Bit-identical to
@@ -168,16 +81,22 @@ function resampleColumns(
 export function resizeBicubic(src: Raster, outWidth: number, outHeight: number, crop?: CropWindow): Raster {
   const window = crop ?? { left: 0, top: 0, width: outWidth, height: outHeight };
   checkGeometry(src, outWidth, outHeight, window);
-  const { channels } = src;
   const horizontal = axisCoefficients(src.width, outWidth, window.left, window.width);
   const vertical = axisCoefficients(src.height, outHeight, window.top, window.height);
-  const last = window.height - 1;
-  const rowStart = vertical.starts[0]!;
-  const rowEnd = vertical.starts[last]! + vertical.counts[last]!;
-  // Only the source rows the vertical pass reads go through the (more expensive) horizontal pass.
-  const rows = resampleRows(src, rowStart, rowEnd - rowStart, horizontal);
-  const data = resampleColumns(rows, window.width, channels, rowStart, vertical);
-  return { data, width: window.width, height: window.height, channels };
+  // Only the source rows and columns some tap reaches are handed to the kernels.
+  const left = horizontal.starts[0]!;
+  const top = vertical.starts[0]!;
+  const right = horizontal.starts[window.width - 1]! + horizontal.counts[window.width - 1]!;
+  const bottom = vertical.starts[window.height - 1]! + vertical.counts[window.height - 1]!;
+  const data = runKernels({
+    source: src.data,
+    sourceWidth: src.width,
+    channels: src.channels,
+    window: { left, top, width: right - left, height: bottom - top },
+    horizontal: { ...horizontal, starts: horizontal.starts.map((start) => start - left) },
+    vertical: { ...vertical, starts: vertical.starts.map((start) => start - top) },
+  });
+  return { data, width: window.width, height: window.height, channels: src.channels };
 }
 
 function checkGeometry(src: Raster, outWidth: number, outHeight: number, crop: CropWindow): void {

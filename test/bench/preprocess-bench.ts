@@ -1,10 +1,15 @@
 // Preprocessing throughput, side by side in one process: `exact`, `fast`, and a raw sharp loop as
 // the baseline (PERFORMANCE.md asks for ratios measured in the same run). The bench runner calls
 // `benchPreprocess`; it prints nothing itself.
+import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import { type PreprocessMode, preprocessImage } from '../../shared/clip/preprocess.ts';
+import type { SectionContext } from './bench-report.ts';
+import { formatSummary, repeat, type Summary, summarize } from './bench-stats.ts';
+import { startPreprocessPool } from './preprocess-pool.ts';
 
-export type PreprocessVariant = PreprocessMode | 'sharp-raw';
+/** `exact-pool`: exact mode in a pool of worker threads, one per core (see preprocess-pool.ts). */
+export type PreprocessVariant = PreprocessMode | 'sharp-raw' | 'exact-pool';
 
 export type PreprocessBenchOptions = {
   /** Encoded images, used round-robin. */
@@ -40,9 +45,13 @@ async function sharpRaw(bytes: Uint8Array): Promise<void> {
   await sharp(bytes).resize(224, 224, { fit: 'cover', kernel: 'cubic' }).raw().toBuffer();
 }
 
-function runner(variant: PreprocessVariant): (bytes: Uint8Array) => Promise<unknown> {
-  if (variant === 'sharp-raw') return sharpRaw;
-  return (bytes) => preprocessImage(bytes, { mode: variant });
+type Runner = { run(bytes: Uint8Array): Promise<unknown>; close(): Promise<void> };
+
+function runner(variant: PreprocessVariant): Runner {
+  const close = async () => {};
+  if (variant === 'sharp-raw') return { run: sharpRaw, close };
+  if (variant === 'exact-pool') return startPreprocessPool();
+  return { run: (bytes) => preprocessImage(bytes, { mode: variant }), close };
 }
 
 async function measure(
@@ -79,11 +88,12 @@ export async function benchPreprocess(options: PreprocessBenchOptions): Promise<
     concurrency,
   };
   const results: PreprocessBenchResult[] = [];
-  for (const variant of options.variants ?? (['sharp-raw', 'exact', 'fast'] as const)) {
-    const run = runner(variant);
+  for (const variant of options.variants ?? (['sharp-raw', 'exact', 'exact-pool', 'fast'] as const)) {
+    const { run, close } = runner(variant);
     for (let i = 0; i < (options.warmupImages ?? 4); i++)
       await run(options.images[i % options.images.length]!);
     const { images, seconds, cpuMs } = await measure(run, options.images, limits);
+    await close();
     const imagesPerSecond = images / seconds;
     results.push({
       variant,
@@ -101,4 +111,48 @@ export async function benchPreprocess(options: PreprocessBenchOptions): Promise<
       baseline === undefined ? null : result.imagesPerSecond / baseline.imagesPerSecond;
   }
   return results;
+}
+
+export type PreprocessFigures = Record<
+  string,
+  { imagesPerSecond: Summary; cpuMsPerImage: Summary; ratioToSharpRaw: Summary }
+>;
+
+/** Section 1: preprocessing img/s, `exact` and `fast` ÷ a raw sharp resize loop, 4 in flight. */
+export async function preprocessSection(context: SectionContext): Promise<PreprocessFigures> {
+  const runs = await repeat(context.runs, () =>
+    benchPreprocess({ images: context.photos, durationMs: context.isQuick ? 1500 : 3000, concurrency: 4 }),
+  );
+  const figures: PreprocessFigures = {};
+  for (const { variant } of runs[0] ?? []) {
+    const of = (pick: (r: PreprocessBenchResult) => number) =>
+      summarize(runs.map((run) => pick(run.find((r) => r.variant === variant)!)));
+    figures[variant] = {
+      imagesPerSecond: of((r) => r.imagesPerSecond),
+      cpuMsPerImage: of((r) => r.cpuMsPerImage),
+      ratioToSharpRaw: of((r) => r.ratioToSharpRaw ?? Number.NaN),
+    };
+  }
+  const { report } = context;
+  report.heading('1. Preprocessing, ≈ 2.8 MP JPEG photos, 4 in flight');
+  report.table(
+    ['variant', 'img/s', 'CPU ms/img', '÷ raw sharp'],
+    Object.entries(figures).map(([variant, f]) => [
+      variant,
+      formatSummary(f.imagesPerSecond, 1),
+      formatSummary(f.cpuMsPerImage, 1),
+      formatSummary(f.ratioToSharpRaw),
+    ]),
+  );
+  const pool = figures['exact-pool'];
+  const inProcess = figures.exact;
+  if (pool !== undefined && inProcess !== undefined) {
+    const ratio = pool.imagesPerSecond.median / inProcess.imagesPerSecond.median;
+    report.say(
+      `exact in a worker-thread pool (${availableParallelism()} threads) ÷ exact on the calling thread: ${ratio.toFixed(2)} (img/s), ${(pool.cpuMsPerImage.median / inProcess.cpuMsPerImage.median).toFixed(2)} (CPU per image).`,
+    );
+    report.say();
+  }
+  report.set('preprocess', figures);
+  return figures;
 }

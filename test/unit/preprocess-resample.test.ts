@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { axisCoefficients, type Raster, resizeBicubic } from '../../shared/clip/pillow-resample.ts';
+import {
+  type AxisCoefficients,
+  axisCoefficients,
+  type Raster,
+  resizeBicubic,
+} from '../../shared/clip/pillow-resample.ts';
 import { gradientRaster } from '../helpers/images.ts';
 
 function gradient(width: number, height: number): Raster {
@@ -108,5 +113,82 @@ describe('resizeBicubic', () => {
     expect(() => resizeBicubic(gradient(10, 10), 8, 8, { left: 4, top: 0, width: 5, height: 8 })).toThrow(
       RangeError,
     );
+  });
+});
+
+/** Pillow's two passes written plainly (scalar int32, one channel at a time): what the kernels must equal. */
+function referenceResize(src: Raster, outWidth: number, outHeight: number): Uint8Array {
+  const clip8 = (sum: number) => Math.min(255, Math.max(0, sum >> 22));
+  const pass = (read: (i: number, tap: number) => number, axis: AxisCoefficients, i: number) => {
+    let sum = 1 << 21;
+    for (let t = 0; t < axis.counts[i]!; t++) {
+      sum = (sum + Math.imul(read(axis.starts[i]! + t, t), axis.weights[i * axis.stride + t]!)) | 0;
+    }
+    return clip8(sum);
+  };
+  const { width, height, channels, data } = src;
+  const horizontal = axisCoefficients(width, outWidth, 0, outWidth);
+  const vertical = axisCoefficients(height, outHeight, 0, outHeight);
+  const rows = new Uint8Array(outWidth * height * channels);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < outWidth; x++)
+      for (let c = 0; c < channels; c++)
+        rows[(y * outWidth + x) * channels + c] = pass(
+          (s) => data[(y * width + s) * channels + c]!,
+          horizontal,
+          x,
+        );
+  const out = new Uint8Array(outWidth * outHeight * channels);
+  for (let y = 0; y < outHeight; y++)
+    for (let x = 0; x < outWidth; x++)
+      for (let c = 0; c < channels; c++)
+        out[(y * outWidth + x) * channels + c] = pass(
+          (s) => rows[(s * outWidth + x) * channels + c]!,
+          vertical,
+          y,
+        );
+  return out;
+}
+
+/** Deterministic noise: every bit of the accumulators matters, unlike smooth gradients. */
+function noiseRaster(width: number, height: number, channels: number, seed: number): Raster {
+  let state = seed;
+  const data = new Uint8Array(width * height * channels).map(() => {
+    state = (Math.imul(state, 1664525) + 1013904223) | 0;
+    return state >>> 24;
+  });
+  return { data, width, height, channels };
+}
+
+describe('resizeBicubic SIMD kernels against a plain scalar port', () => {
+  const cases = [
+    { name: 'a strong downscale with an odd source height', src: [997, 333], out: [131, 44] },
+    { name: 'an upscale', src: [23, 17], out: [61, 40] },
+    { name: 'a downscale on one axis and an upscale on the other', src: [301, 9], out: [37, 29] },
+    { name: 'a single output pixel', src: [50, 41], out: [1, 1] },
+    { name: 'output rows narrower than one SIMD vector', src: [40, 30], out: [3, 7] },
+  ] as const;
+  for (const { name, src, out } of cases) {
+    for (const channels of [1, 3]) {
+      it(`matches byte for byte on ${name}, ${channels} channel(s)`, () => {
+        const raster = noiseRaster(src[0], src[1], channels, src[0] * 7 + channels);
+        const actual = resizeBicubic(raster, out[0], out[1]).data;
+        expect(sameBytes(actual, referenceResize(raster, out[0], out[1]))).toBe(true);
+      });
+    }
+  }
+
+  it('resizes an image too large for the kept kernel memory, and the next small one is unaffected', () => {
+    const small = noiseRaster(64, 48, 3, 1);
+    const first = resizeBicubic(small, 21, 16).data;
+    // 5000 x 5000 RGB is 75 MB of source alone: past the 64 MiB the kernels keep between calls.
+    const large: Raster = {
+      data: new Uint8Array(5000 * 5000 * 3).fill(137),
+      width: 5000,
+      height: 5000,
+      channels: 3,
+    };
+    expect(resizeBicubic(large, 224, 224).data.every((value) => value === 137)).toBe(true);
+    expect(sameBytes(resizeBicubic(small, 21, 16).data, first)).toBe(true);
   });
 });
