@@ -10,18 +10,13 @@ import type { ImageFormat } from './image-probe.ts';
 const pngEnd = Buffer.from('IEND');
 const pngData = Buffer.from('IDAT');
 
-function lastIndexOfPair(bytes: Buffer, first: number, second: number): number {
-  for (let i = bytes.length - 2; i >= 0; i--) if (bytes[i] === first && bytes[i + 1] === second) return i;
-  return -1;
-}
+const startOfScan = Buffer.from([0xff, 0xda]);
+const endOfImage = Buffer.from([0xff, 0xd9]);
 
 /** JPEG: an EOI marker after the start of the last scan (inside scans 0xFF is always escaped). */
 function isJpegComplete(bytes: Buffer): boolean {
-  const lastScan = lastIndexOfPair(bytes, 0xff, 0xda);
-  if (lastScan < 0) return false;
-  for (let i = lastScan + 2; i < bytes.length - 1; i++)
-    if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return true;
-  return false;
+  const lastScan = bytes.lastIndexOf(startOfScan);
+  return lastScan >= 0 && bytes.indexOf(endOfImage, lastScan + 2) >= 0;
 }
 
 /** PNG: a whole IEND chunk (type and CRC) after the last image-data chunk. */
