@@ -8,8 +8,12 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const known = translateExpressError(error);
     const problem = toProblem(known, req.originalUrl);
-    if (problem.status >= 500)
+    // 503 is the designed answer while Redis is away or full (clients retry): a warning, not an error.
+    if (problem.status === 503) {
+      requestLoggerOf(res, logger).warn({ err: error, url: req.originalUrl }, 'request refused: unavailable');
+    } else if (problem.status >= 500) {
       requestLoggerOf(res, logger).error({ err: error, url: req.originalUrl }, 'request failed');
+    }
     if (res.headersSent) {
       res.destroy();
       return;

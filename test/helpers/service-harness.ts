@@ -32,7 +32,7 @@ export async function startService(
     roles?: Role[];
     /** Share another harness's prefix to run the roles of one deployment as separate "processes". */
     prefix?: string;
-    /** Receives the JSON log lines (at env LOG_LEVEL, warn by default) instead of stdout. */
+    /** Receives the JSON log lines (at env LOG_LEVEL, error by default: test output stays readable) instead of stdout. */
     logDestination?: Writable;
     /** DNS for the service's outbound URLs (SSRF tests inject names that resolve where they choose). */
     lookup?: HostLookup;
@@ -45,7 +45,7 @@ export async function startService(
     PORT: '0',
     CLIPMOD_REDIS_PREFIX: prefix,
     CLIPMOD_ADMIN_KEY: adminKey,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'error',
     CLIPMOD_RATE_LIMIT_PER_MINUTE: '0',
     ...options.env,
   });
