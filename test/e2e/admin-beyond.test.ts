@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.ts';
 import { type Rgb, solidImage } from '../helpers/images.ts';
 import { builtModel } from '../helpers/models.ts';
 import { variantOf } from '../helpers/pattern-images.ts';
@@ -14,16 +15,6 @@ import { type ServiceHarness, startService } from '../helpers/service-harness.ts
 // a re-encoded copy of a flat image sits next to it, another colour far away, and text search by a
 // colour word finds that colour). Every request stays on loopback; the console stays clean.
 
-const chromiumPath = '/usr/bin/chromium';
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const screenshotPath = fileURLToPath(new URL('../../.cache/artifacts/admin-beyond.png', import.meta.url));
 
 // "known-bad" can only trigger through its bank: no flat image scores 0.99 for a purple prompt.
@@ -61,12 +52,9 @@ const offLoopback: string[] = [];
 let requestCount = 0;
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) {
-    throw new Error(`Chromium is missing at ${chromiumPath}: install it with "apt-get install chromium"`);
-  }
   [service, browser] = await Promise.all([
     builtModel('color').then((model) => startService({ env: { MODEL_DIR: model } })),
-    chromium.launch({ executablePath: chromiumPath, args: chromiumArgs }),
+    launchChromium(),
   ]);
   const put = await service.request('/v1/policies/colors', {
     method: 'PUT',

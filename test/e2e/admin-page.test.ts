@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.ts';
 import { solidImage } from '../helpers/images.ts';
 import { builtModel } from '../helpers/models.ts';
 import { type ServiceHarness, startService } from '../helpers/service-harness.ts';
@@ -13,16 +14,6 @@ import { type ServiceHarness, startService } from '../helpers/service-harness.ts
 // back, and get the API's field-path errors next to the fields. Every request the browser makes must
 // stay on loopback, and the page must log no console error.
 
-const chromiumPath = '/usr/bin/chromium';
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const screenshotPath = fileURLToPath(new URL('../../.cache/artifacts/admin-page.png', import.meta.url));
 
 // Measured on the color model: softmax over red and five other colours gives this pinkish red 0.586 for
@@ -40,14 +31,10 @@ const offLoopback: string[] = [];
 let requestCount = 0;
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) {
-    // CI installs it (.ci/run); a silent skip would hide the only test of the admin page.
-    throw new Error(`Chromium is missing at ${chromiumPath}: install it with "apt-get install chromium"`);
-  }
   const [started, launched] = await Promise.all([
     builtModel('color').then((model) => startService({ env: { MODEL_DIR: model } })),
     // launch() gives every run a fresh temporary profile (user-data dir), removed on close.
-    chromium.launch({ executablePath: chromiumPath, args: chromiumArgs }),
+    launchChromium(),
   ]);
   [service, browser] = [started, launched];
   testImage = Buffer.from(await solidImage('png', 64, 64, pinkishRed));

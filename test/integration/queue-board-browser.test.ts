@@ -1,22 +1,17 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.ts';
 import { type ServiceHarness, startService } from '../helpers/service-harness.ts';
 
 // bull-board in a real headless browser: a plain navigation has no Bearer header, so the operator
 // signs in through the form, and the cookie must carry them through the board's page, scripts and API.
 
-const chromiumPath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
-if (!chromiumPath)
-  console.warn('chromium not found: install the Debian package "chromium" to run the board test');
-
 let service: ServiceHarness;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!chromiumPath) return;
   service = await startService({ roles: ['api'] });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -24,7 +19,7 @@ afterAll(async () => {
   await service?.stop();
 });
 
-describe.skipIf(!chromiumPath)('the queue board in a browser', () => {
+describe('the queue board in a browser', () => {
   it('signs in through the form and shows every queue', async () => {
     const page = await browser.newPage();
     await page.goto(`${service.baseUrl}/admin/queues`);
