@@ -46,6 +46,7 @@ const assetTypes: Record<string, string> = {
   'admin.js': 'text/javascript; charset=utf-8',
   'admin-beyond.js': 'text/javascript; charset=utf-8',
   'admin-calibration.js': 'text/javascript; charset=utf-8',
+  'admin-history.js': 'text/javascript; charset=utf-8',
   'admin.css': 'text/css; charset=utf-8',
 };
 

@@ -6,6 +6,7 @@
 
 import { createBeyond } from './admin-beyond.js';
 import { createCalibration } from './admin-calibration.js';
+import { createHistory } from './admin-history.js';
 
 const apiRoot = '/admin/api/v1';
 const actions = ['allow', 'review', 'block'];
@@ -384,57 +385,15 @@ function chooseImage(file) {
   runDryRun();
 }
 
-const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`;
-
-const formatValue = (value) => (typeof value === 'string' ? `“${value}”` : JSON.stringify(value));
-
-function changeItem(change) {
-  if (change.op === 'changed')
-    return h('li', {}, `${change.path}: ${formatValue(change.from)} → ${formatValue(change.to)}`);
-  return h(
-    'li',
-    { class: change.op },
-    `${change.op === 'added' ? '+' : '−'} ${change.path}: ${formatValue(change.value)}`,
-  );
-}
-
-function versionItem(entry, liveVersion, shadowVersion) {
-  const { version } = entry;
-  const badges = [
-    version === liveVersion && h('span', { class: 'badge live' }, 'live'),
-    version === shadowVersion && h('span', { class: 'badge' }, 'shadow'),
-  ];
-  const origin = entry.rollbackOf === undefined ? entry.kind : `rollback to v${entry.rollbackOf}`;
-  const basis = entry.basedOn === null ? 'first version' : `changes from v${entry.basedOn}`;
-  return h(
-    'li',
-    { 'data-version': version },
-    h(
-      'p',
-      {},
-      h('strong', {}, `v${version}`),
-      ' ',
-      badges,
-      ` ${origin}, ${new Date(entry.createdAt).toLocaleString()} by ${entry.author} — ${basis}`,
-    ),
-    entry.diff.length > 0
-      ? h('ul', { class: 'diff' }, entry.diff.map(changeItem))
-      : h('p', { class: 'hint' }, 'No changes.'),
-    h('button', { type: 'button', onclick: () => openPolicy(version) }, `Edit a copy of v${version}`),
-    version !== liveVersion &&
-      h('button', { type: 'button', onclick: () => rollback(version) }, `Roll back to v${version}`),
-  );
-}
-
 async function loadHistory() {
   const result = await call('GET', policyPath('/versions'));
   if (!result.ok) return showStatus(`History could not be read: ${result.problem.detail}`, true);
   const { liveVersion, shadowVersion, data } = result.data;
   const newestFirst = [...data].sort((a, b) => b.version - a.version);
   byId('versions').replaceChildren(
-    ...newestFirst.map((entry) => versionItem(entry, liveVersion, shadowVersion)),
+    ...newestFirst.map((entry) => versionHistory.versionItem(entry, liveVersion, shadowVersion)),
   );
-  await loadShadow(shadowVersion);
+  await versionHistory.loadShadow(shadowVersion);
 }
 
 async function rollback(version) {
@@ -444,84 +403,6 @@ async function rollback(version) {
   showStatus(`Rolled back: v${result.data.version} is a copy of v${version}.`);
   scheduleDryRun();
   await Promise.all([loadPolicyList(), loadHistory()]);
-}
-
-async function loadShadow(shadowVersion) {
-  const box = byId('shadow-summary');
-  if (shadowVersion === null) {
-    box.replaceChildren(
-      h(
-        'p',
-        {},
-        'No candidate runs in shadow. “Run this draft in shadow” saves the draft as a candidate that scores live traffic beside the live version; its verdicts are recorded, never acted on.',
-      ),
-    );
-    return;
-  }
-  const result = await call('GET', policyPath('/shadow/summary'));
-  if (!result.ok) return box.replaceChildren(h('p', { class: 'error' }, result.problem.detail));
-  const summary = result.data;
-  const rate =
-    summary.agreementRate === null
-      ? 'no comparison yet'
-      : `${(summary.agreementRate * 100).toFixed(1)} % agreement`;
-  const table = (caption, head, rows) =>
-    h(
-      'table',
-      {},
-      h('caption', {}, caption),
-      h(
-        'tr',
-        {},
-        head.map((text) => h('th', { scope: 'col' }, text)),
-      ),
-      rows,
-    );
-  box.replaceChildren(
-    h(
-      'p',
-      {},
-      `v${summary.shadowVersion} runs beside live v${summary.liveVersion}: ${plural(summary.count, 'moderation')}, ${rate}, ${plural(summary.errors, 'shadow error')}.`,
-    ),
-    table(
-      'Actions, live → shadow',
-      ['Pair', 'Count'],
-      Object.entries(summary.actions).map(([pair, count]) =>
-        h('tr', {}, h('td', {}, pair.replace('->', ' → ')), h('td', {}, String(count))),
-      ),
-    ),
-    table(
-      'Flips by label',
-      ['Label', 'Newly triggered', 'Cleared'],
-      Object.entries(summary.flips).map(([label, flips]) =>
-        h(
-          'tr',
-          {},
-          h('td', {}, label),
-          h('td', {}, String(flips.triggered)),
-          h('td', {}, String(flips.cleared)),
-        ),
-      ),
-    ),
-    h('button', { type: 'button', onclick: stopShadow }, 'Stop shadow'),
-  );
-}
-
-async function startShadow() {
-  const result = await call('PUT', policyPath('/shadow'), { policy: readDraft() });
-  if (!result.ok) {
-    showErrors(result.problem, 'policy.');
-    return showStatus(`Shadow not started: ${result.problem.detail}`, true);
-  }
-  showStatus(`Candidate v${result.data.shadowVersion} runs in shadow.`);
-  await loadHistory();
-}
-
-async function stopShadow() {
-  const result = await call('DELETE', policyPath('/shadow'));
-  if (!result.ok) return showStatus(`Shadow not stopped: ${result.problem.detail}`, true);
-  showStatus('Shadow mode stopped.');
-  await loadHistory();
 }
 
 function wireEvents() {
@@ -534,7 +415,7 @@ function wireEvents() {
     renderLabels([...draft.labels, { id: '', prompts: [], threshold: 0.5, action: 'review' }]);
     byId(`labels-${draft.labels.length}-id`).focus();
   });
-  byId('shadow-start').addEventListener('click', startShadow);
+  byId('shadow-start').addEventListener('click', () => versionHistory.startShadow());
   byId('image-input').addEventListener('change', (event) => chooseImage(event.target.files[0]));
   const zone = byId('drop-zone');
   zone.addEventListener('dragover', (event) => {
@@ -554,6 +435,18 @@ function wireEvents() {
 }
 
 const pageHelpers = { h, call, showStatus, applyThreshold };
+const versionHistory = createHistory({
+  h,
+  call,
+  byId,
+  policyPath,
+  readDraft,
+  showErrors,
+  showStatus,
+  openPolicy,
+  rollback,
+  onChange: () => loadHistory(),
+});
 const beyondParts = [createBeyond(pageHelpers), createCalibration(pageHelpers)];
 
 async function start() {
