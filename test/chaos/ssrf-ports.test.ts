@@ -2,7 +2,6 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isClipmodError } from '../../shared/errors/index.ts';
 import {
   forbiddenPorts,
   type HostLookup,
@@ -12,6 +11,7 @@ import {
   webhookFetchDefaults,
 } from '../../shared/net/index.ts';
 import { checkWebhookUrl } from '../../shared/webhooks/index.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 // RELIABILITY.md S4 (ports): internal-service ports are refused before any lookup or connect, on the
 // image-URL client, the webhook client and at webhook registration, even on an allow-listed network.
@@ -36,15 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => canary.close(resolve));
 });
-
-async function refusal(promise: Promise<unknown>): Promise<Record<string, unknown>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!isClipmodError(error)) throw new Error(`expected a ClipmodError, got ${String(error)}`);
-  return { code: error.code, ...error.details };
-}
 
 const clients = {
   image: (url: string) => safeFetch(url, { ...imageFetchDefaults, allowList, lookup: lookupMustNotRun }),

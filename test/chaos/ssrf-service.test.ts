@@ -1,11 +1,13 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostLookup } from '../../shared/net/index.ts';
+import { canonicalHost, forbiddenSpellings, urlsOf } from '../helpers/address-spellings.ts';
 import { solidImage } from '../helpers/images.ts';
 import { builtModel } from '../helpers/models.ts';
 import { type ServiceHarness, startService } from '../helpers/service-harness.ts';
+import { type SocketTrap, startSocketTrap } from '../helpers/socket-trap.ts';
 import { type Receiver, startReceiver, waitUntil } from '../helpers/webhook-receiver.ts';
 import { sized } from './chaos-deployment.ts';
 
@@ -13,7 +15,8 @@ import { sized } from './chaos-deployment.ts';
 // intake and the webhook endpoints (at registration and at send time). The allow-list opens only
 // 127.0.0.1; the "forbidden" destination is a canary on 127.0.0.2 listening on the same ports as the
 // allowed test hosts, so a rebinding or redirect that slipped through would land there. Names resolve
-// through a lookup injected into the service; a socket trap destroys any socket resolving off loopback.
+// through a lookup injected into the service; a socket trap destroys, before connect(2), any socket of
+// this process (net or tls, literal or resolved) bound anywhere but 127.0.0.1.
 
 const allowed = '127.0.0.1';
 const forbidden = '127.0.0.2';
@@ -22,7 +25,7 @@ let imageHost: HttpServer;
 let receiver: Receiver;
 const canaries: Server[] = [];
 let canaryHits = 0;
-const offLoopback: string[] = [];
+let trap: SocketTrap;
 let port = 0;
 let rebindCalls = 0;
 let hooksAddress = allowed;
@@ -41,16 +44,6 @@ const lookup: HostLookup = async (name) => {
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
 };
 
-function trapSocket(message: unknown): void {
-  const { socket } = message as { socket: Socket };
-  socket.on('lookup', (_error: Error | null, address: string) => {
-    if (address !== undefined && !address.startsWith('127.') && address !== '::1') {
-      offLoopback.push(address);
-      socket.destroy();
-    }
-  });
-}
-
 /** A canary on 127.0.0.2 at `canaryPort`: any connection to it is a failure of the SSRF defence. */
 async function listenCanary(canaryPort: number): Promise<void> {
   const canary = createServer((socket) => {
@@ -62,7 +55,7 @@ async function listenCanary(canaryPort: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  diagnosticsChannel.subscribe('net.client.socket', trapSocket);
+  trap = startSocketTrap([allowed]);
   const red = await solidImage('png', 64, 48, [230, 20, 20]);
   imageHost = createHttpServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://images.test');
@@ -107,13 +100,13 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  diagnosticsChannel.unsubscribe('net.client.socket', trapSocket);
+  trap?.stop();
   await service?.stop();
   await receiver?.stop();
   imageHost?.closeAllConnections();
   imageHost?.close();
   for (const canary of canaries) canary.close();
-  expect(offLoopback).toEqual([]);
+  expect(trap?.trapped).toEqual([]);
 });
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: Record<string, any> }> {
@@ -160,6 +153,37 @@ describe('S1: address spellings, on the image-URL intake and at webhook registra
       expect(viaEndpoint.status).toBe(400);
     }
     expect(canaryHits).toBe(0);
+  });
+});
+
+describe('S1: generated spellings of the canary, on the image-URL intake and at webhook registration', () => {
+  it(`answers ${sized(20, 200)} generated spellings with one uniform 400 url_forbidden on both`, async () => {
+    const answers = new Set<string>();
+    const startedAt = performance.now();
+    await fc.assert(
+      fc.asyncProperty(urlsOf(forbiddenSpellings, port), async ({ url, target }) => {
+        for (const [client, response] of [
+          ['intake', await moderateUrl(url)],
+          ['endpoint', await post('/v1/webhook-endpoints', { url })],
+        ] as const) {
+          const { status, body } = response;
+          expect(body.code, `${client} ${url}`).toBe('url_forbidden');
+          // The answer names no address: a refusal must not tell the caller what a spelling meant.
+          expect(JSON.stringify(body), `${client} ${url}`).not.toContain(
+            canonicalHost(target).replace(/[[\]]/g, ''),
+          );
+          answers.add(`${status} ${body.code} ${body.reason}`);
+        }
+      }),
+      { numRuns: sized(20, 200) },
+    );
+    expect([...answers]).toEqual(['400 url_forbidden forbidden_address']);
+    expect(canaryHits).toBe(0);
+    expect(trap.trapped).toEqual([]);
+    const ms = Math.round(performance.now() - startedAt);
+    process.stderr.write(
+      `[chaos] S1 ${sized(20, 200)} generated spellings × 2 routes: ${[...answers]}, ${ms} ms\n`,
+    );
   });
 });
 

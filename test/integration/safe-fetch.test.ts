@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isClipmodError } from '../../shared/errors/index.ts';
 import {
@@ -10,10 +10,12 @@ import {
   safeFetch,
   webhookFetchDefaults,
 } from '../../shared/net/index.ts';
+import { type SocketTrap, startSocketTrap } from '../helpers/socket-trap.ts';
 
 // Network rule: only loopback ever receives a connection. Every forbidden target below is either a
 // loopback literal or a made-up name whose injected lookup answers a private address; the socket trap
-// destroys any client socket whose resolution lands off loopback, so even a policy bug cannot leak.
+// destroys any client socket bound anywhere but 127.0.0.1 before connect, so even a policy bug cannot
+// leak (literal hosts and TLS included).
 
 const loopbackAllowed = parseCidrList('127.0.0.0/8');
 const bigBodyBytes = 256 * 1024;
@@ -22,22 +24,11 @@ let server: http.Server;
 let port: number;
 let serverConnections = 0;
 let clientSockets = 0;
-let offLoopbackAttempts: string[] = [];
+let trap: SocketTrap;
+let trappedBefore = 0;
 
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
-}
-
-function trapClientSocket(message: unknown): void {
-  const { socket } = message as { socket: Socket };
+function countClientSocket(): void {
   clientSockets += 1;
-  socket.on('lookup', (_error: Error | null, address: string) => {
-    if (address !== undefined && !isLoopback(address)) {
-      offLoopbackAttempts.push(address);
-      // Destroying before connect is what stops the connection; the lookup event precedes it.
-      socket.destroy();
-    }
-  });
 }
 
 function handle(request: http.IncomingMessage, response: http.ServerResponse): void {
@@ -82,11 +73,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
-  diagnosticsChannel.subscribe('net.client.socket', trapClientSocket);
+  diagnosticsChannel.subscribe('net.client.socket', countClientSocket);
+  trap = startSocketTrap(['127.0.0.1']);
 });
 
 afterAll(async () => {
-  diagnosticsChannel.unsubscribe('net.client.socket', trapClientSocket);
+  diagnosticsChannel.unsubscribe('net.client.socket', countClientSocket);
+  trap.stop();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });
@@ -94,11 +87,11 @@ afterAll(async () => {
 beforeEach(() => {
   serverConnections = 0;
   clientSockets = 0;
-  offLoopbackAttempts = [];
+  trappedBefore = trap.trapped.length;
 });
 
 afterEach(() => {
-  expect(offLoopbackAttempts).toEqual([]);
+  expect(trap.trapped.slice(trappedBefore)).toEqual([]);
 });
 
 async function failureOf(promise: Promise<unknown>) {
