@@ -45,7 +45,8 @@ export function beyondRouter(deps: BeyondRouterDeps): Router {
   });
 
   router.put('/v1/tenant-settings', ...guard, json, async (req, res) => {
-    res.json(await deps.settings.put(principalOf(res).tenant, req.body));
+    const principal = principalOf(res);
+    res.json(await deps.settings.put(principal.tenant, req.body, principal));
   });
 
   router.get('/v1/policies/:id/labels/:label/bank', ...guard, async (req, res) => {

@@ -1,11 +1,7 @@
 import express, { type RequestHandler, type Router } from 'express';
+import { maxAuditPageSize } from '../../shared/audit/index.ts';
 import { ClipmodError } from '../../shared/errors/index.ts';
-import {
-  maxAuditPageSize,
-  type PolicyStore,
-  type ShadowStats,
-  validatePolicy,
-} from '../../shared/policy/index.ts';
+import { type PolicyStore, type ShadowStats, validatePolicy } from '../../shared/policy/index.ts';
 import { principalOf } from './auth/index.ts';
 import { addPolicyDryRunRoute, type PolicyDryRunDeps } from './policy-dry-run-routes.ts';
 import {

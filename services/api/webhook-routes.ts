@@ -18,7 +18,8 @@ import { principalOf, requireScope } from './auth/index.ts';
 import { parseOr400 } from './parse-input.ts';
 
 // Webhook administration (admin scope): endpoints of the caller's own tenant, secret rotation, the
-// delivery log and replays. Another tenant's ids answer 404 exactly like missing ones.
+// delivery log and replays. Another tenant's ids answer 404 exactly like missing ones. Every change
+// names its caller, for the admin audit log the stores and the dispatcher append to.
 
 export type WebhookRouterDeps = {
   endpoints: WebhookEndpointStore;
@@ -73,13 +74,16 @@ export function webhookRouter(deps: WebhookRouterDeps): Router {
 
   router.post('/v1/webhook-endpoints', ...guard, json, async (req, res) => {
     const body = parseOr400(createBody, req.body);
-    const { endpoint, secret } = await endpoints.create({
-      tenant: tenantOf(res),
-      url: await checkWebhookUrl(body.url, deps.urlPolicy),
-      eventTypes: body.eventTypes ?? defaultEventTypes,
-      description: body.description ?? '',
-      isEnabled: body.enabled ?? true,
-    });
+    const { endpoint, secret } = await endpoints.create(
+      {
+        tenant: tenantOf(res),
+        url: await checkWebhookUrl(body.url, deps.urlPolicy),
+        eventTypes: body.eventTypes ?? defaultEventTypes,
+        description: body.description ?? '',
+        isEnabled: body.enabled ?? true,
+      },
+      principalOf(res),
+    );
     res
       .status(201)
       .location(`/v1/webhook-endpoints/${endpoint.id}`)
@@ -99,19 +103,27 @@ export function webhookRouter(deps: WebhookRouterDeps): Router {
     const { id } = await endpointOf(req, tenant);
     const { enabled, url, ...rest } = parseOr400(updateBody, req.body);
     const checkedUrl = url === undefined ? {} : { url: await checkWebhookUrl(url, deps.urlPolicy) };
-    let endpoint = await endpoints.update(tenant, id, { ...rest, ...checkedUrl });
-    if (enabled !== undefined) endpoint = await endpoints.setEnabled(tenant, id, enabled);
+    const switched = enabled === undefined ? {} : { isEnabled: enabled };
+    const endpoint = await endpoints.update(
+      tenant,
+      id,
+      { ...rest, ...checkedUrl, ...switched },
+      principalOf(res),
+    );
     res.json(endpointView(endpoint ?? notFound('webhook endpoint', req)));
   });
 
   router.delete('/v1/webhook-endpoints/:id', ...guard, async (req, res) => {
-    if (!(await endpoints.remove(tenantOf(res), String(req.params.id)))) notFound('webhook endpoint', req);
+    if (!(await endpoints.remove(tenantOf(res), String(req.params.id), principalOf(res)))) {
+      notFound('webhook endpoint', req);
+    }
     res.status(204).end();
   });
 
   router.post('/v1/webhook-endpoints/:id/rotate-secret', ...guard, json, async (req, res) => {
     const { overlapSeconds = defaultOverlapSeconds } = parseOr400(rotateBody, req.body);
-    const rotated = await endpoints.rotateSecret(tenantOf(res), String(req.params.id), overlapSeconds * 1000);
+    const id = String(req.params.id);
+    const rotated = await endpoints.rotateSecret(tenantOf(res), id, overlapSeconds * 1000, principalOf(res));
     if (!rotated) notFound('webhook endpoint', req);
     res.json({ ...endpointView(rotated.endpoint), secret: rotated.secret });
   });
@@ -131,9 +143,11 @@ export function webhookRouter(deps: WebhookRouterDeps): Router {
 
   router.post('/v1/webhook-endpoints/:id/replay-failed', ...guard, json, async (req, res) => {
     const { since } = parseOr400(replayFailedBody, req.body);
+    const id = String(req.params.id);
+    const sinceMs = Date.parse(since);
     res
       .status(202)
-      .json(await deps.dispatcher.replayFailedSince(tenantOf(res), String(req.params.id), Date.parse(since)));
+      .json(await deps.dispatcher.replayFailedSince(tenantOf(res), id, sinceMs, principalOf(res)));
   });
 
   router.get('/v1/webhook-deliveries/:id', ...guard, async (req, res) => {
@@ -143,7 +157,7 @@ export function webhookRouter(deps: WebhookRouterDeps): Router {
   });
 
   router.post('/v1/webhook-deliveries/:id/replay', ...guard, async (req, res) => {
-    const delivery = await deps.dispatcher.replay(tenantOf(res), String(req.params.id));
+    const delivery = await deps.dispatcher.replay(tenantOf(res), String(req.params.id), principalOf(res));
     res.status(202).json(deliveryView(delivery, await deps.log.attempts(delivery.id)));
   });
 

@@ -9,12 +9,7 @@ export {
   type VerdictEvidence,
   type VerdictLabel,
 } from './decide-verdict.ts';
-export {
-  type AuditPage,
-  maxAuditPageSize,
-  type PolicyAuditAction,
-  type PolicyAuditEvent,
-} from './policy-audit.ts';
+export type { PolicyAuditAction, PolicyAuditEvent, PolicyAuditPage } from './policy-audit.ts';
 export {
   type PolicyChangeMessage,
   parsePolicyChangeMessage,

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
+import { readAuditStream } from '../audit/index.ts';
 import { ClipmodError } from '../errors/index.ts';
-import { type AuditPage, type PolicyAuditAction, readAudit } from './policy-audit.ts';
+import type { PolicyAuditAction, PolicyAuditEvent, PolicyAuditPage } from './policy-audit.ts';
 import { changeJson, policyChangedChannel } from './policy-change-channel.ts';
 import { diffPolicies, type PolicyChange } from './policy-diff.ts';
 import { type PolicyDocument, policyIdPattern } from './policy-schema.ts';
@@ -260,8 +261,8 @@ export class PolicyStore {
   async audit(
     tenant: string,
     options: { policyId?: string; limit: number; before?: string },
-  ): Promise<AuditPage> {
-    return readAudit(this.#redis, this.auditKey(tenant, options.policyId), options);
+  ): Promise<PolicyAuditPage> {
+    return readAuditStream<PolicyAuditEvent>(this.#redis, this.auditKey(tenant, options.policyId), options);
   }
 
   /** One audit event; the script adds the version. `changes` carries basedOn, rollbackOf and the diff. */

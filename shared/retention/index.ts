@@ -1,6 +1,7 @@
 // What clipmod builds on the embeddings it computes, beyond one verdict per image: opt-in retention of
 // embeddings per tenant, the known-bad bank, exact vector search, and threshold calibration maths.
-// Depends on ioredis, zod, shared/errors and shared/policy's verdict type; never on the model or a service.
+// Depends on ioredis, zod, shared/errors, shared/audit (settings changes are audited) and shared/policy's
+// verdict type; never on the model or a service.
 export {
   type CurvePoint,
   calibrateLabels,

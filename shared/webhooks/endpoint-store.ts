@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
+import { type AdminAuditChange, AdminAuditLog, type AuditActor, fieldChanges } from '../audit/index.ts';
 import { ClipmodError } from '../errors/index.ts';
 import type { ErrorClass } from './delivery-outcome.ts';
+import { disableOnceScript, modifyScript, removeScript } from './endpoint-store-scripts.ts';
 import type { SecretBox } from './secret-box.ts';
 import { type WebhookEventType, webhookEventTypes } from './webhook-event.ts';
 import { generateWebhookSecret } from './webhook-signature.ts';
@@ -11,7 +13,9 @@ import { generateWebhookSecret } from './webhook-signature.ts';
 //   <prefix>:webhook-endpoint:<id>         JSON: url, event types, sealed secrets — written by the admin API
 //   <prefix>:webhook-endpoint-state:<id>   hash: disabled flag and failure streak — written by the worker too
 //   <prefix>:webhook-endpoints:<tenant>    sorted set of ids by creation time
-// Configuration and state live apart so a delivery outcome never overwrites an admin's edit.
+// Configuration and state live apart so a delivery outcome never overwrites an admin's edit. Admin
+// changes (create, update, enable/disable, rotate, delete) append to the admin audit log in the same
+// MULTI or script; the worker's own writes (health, automatic disabling) are not admin changes.
 
 export type DisableReason = 'manual' | 'gone' | 'failing';
 
@@ -58,7 +62,10 @@ export type NewEndpoint = {
   isEnabled: boolean;
 };
 
-export type EndpointChanges = Partial<Pick<StoredEndpoint, 'url' | 'eventTypes' | 'description'>>;
+export type EndpointChanges = Partial<Pick<StoredEndpoint, 'url' | 'eventTypes' | 'description'>> & {
+  /** true enables (and forgets the failure streak), false disables (reason `manual`). */
+  isEnabled?: boolean;
+};
 
 export type WebhookEndpointStoreOptions = {
   redis: Redis | Cluster;
@@ -68,17 +75,13 @@ export type WebhookEndpointStoreOptions = {
   maxEndpointsPerTenant?: number;
 };
 
-/** Compare-and-set: an admin edit applies only to the version it read, so concurrent edits never mix. */
-const replaceIfUnchanged = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1`;
-
-/** Disabling is a transition: only the first caller gets 1 (and sends the endpoint.disabled event). */
-const disableOnce = `
-if redis.call('HSETNX', KEYS[1], 'disabledAt', ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'disabledReason', ARGV[2])
-return 1`;
+/** One admin change of a stored endpoint, planned from the record and enabled state it replaces. */
+type Modification = {
+  after: StoredEndpoint;
+  isEnabled?: boolean;
+  /** Absent when nothing an admin would see changed. */
+  audit?: AdminAuditChange;
+};
 
 export class WebhookEndpointStore {
   readonly #redis: Redis | Cluster;
@@ -86,6 +89,7 @@ export class WebhookEndpointStore {
   readonly #box: SecretBox;
   readonly #now: () => number;
   readonly #maxPerTenant: number;
+  readonly #audit: AdminAuditLog;
 
   constructor(options: WebhookEndpointStoreOptions) {
     this.#redis = options.redis;
@@ -93,10 +97,14 @@ export class WebhookEndpointStore {
     this.#box = options.secretBox;
     this.#now = options.now ?? Date.now;
     this.#maxPerTenant = options.maxEndpointsPerTenant ?? 100;
+    this.#audit = new AdminAuditLog({ redis: options.redis, prefix: options.prefix, now: this.#now });
   }
 
   /** Creates an endpoint; the returned `secret` is the only time the secret leaves the store. */
-  async create(input: NewEndpoint): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+  async create(
+    input: NewEndpoint,
+    actor: AuditActor,
+  ): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     if ((await this.#redis.zcard(this.#tenantKey(input.tenant))) >= this.#maxPerTenant) {
       throw new ClipmodError('conflict', `a tenant may have at most ${this.#maxPerTenant} webhook endpoints`);
     }
@@ -118,7 +126,11 @@ export class WebhookEndpointStore {
       .set(this.#recordKey(id), JSON.stringify(stored))
       .zadd(this.#tenantKey(input.tenant), Date.parse(at), id);
     if (!input.isEnabled) transaction.hset(this.#stateKey(id), { disabledAt: at, disabledReason: 'manual' });
-    await transaction.exec();
+    const { tenant, url, eventTypes, description } = stored;
+    const changes = { url, eventTypes, description, enabled: input.isEnabled };
+    await this.#audit
+      .addTo(transaction, actor, { action: 'webhook-endpoint.create', tenant, resourceId: id, changes })
+      .exec();
     return {
       endpoint: withState(stored, input.isEnabled ? {} : { disabledAt: at, disabledReason: 'manual' }),
       secret,
@@ -142,37 +154,60 @@ export class WebhookEndpointStore {
     return (await this.list(tenant)).filter((endpoint) => endpoint.eventTypes.includes(type));
   }
 
-  async update(tenant: string, id: string, changes: EndpointChanges): Promise<WebhookEndpoint | undefined> {
-    const updated = await this.#modify(tenant, id, (stored) => ({ ...stored, ...changes }));
-    // A new URL starts with a clean record: the old host's failures and block flag were not its own.
-    if (updated && changes.url !== undefined && changes.url !== updated.before.url) {
-      await this.#redis.hdel(
-        this.#stateKey(id),
-        'failingSince',
-        'lastFailureAt',
-        'lastErrorClass',
-        'blockedAt',
-      );
-    }
-    return updated ? this.get(tenant, id) : undefined;
+  /**
+   * Applies the changes (the enabled switch included) in one step, audited as field → {from, to}. A new
+   * URL starts with a clean record: the old host's failures and block flag were not its own.
+   */
+  async update(
+    tenant: string,
+    id: string,
+    changes: EndpointChanges,
+    actor: AuditActor,
+  ): Promise<WebhookEndpoint | undefined> {
+    const { isEnabled, ...fields } = changes;
+    const changed = await this.#modify(tenant, id, actor, (before, wasEnabled) => {
+      const after = { ...before, ...fields };
+      const diff = fieldChanges(adminView(before, wasEnabled), adminView(after, isEnabled ?? wasEnabled));
+      const audit = { action: 'webhook-endpoint.update', tenant, resourceId: id, changes: diff } as const;
+      return {
+        after,
+        ...(isEnabled === undefined ? {} : { isEnabled }),
+        ...(Object.keys(diff).length === 0 ? {} : { audit }),
+      };
+    });
+    return changed ? this.get(tenant, id) : undefined;
   }
 
   /** Enabling also forgets the failure streak and block flag, so the window starts afresh. */
-  async setEnabled(tenant: string, id: string, isEnabled: boolean): Promise<WebhookEndpoint | undefined> {
-    if (!(await this.get(tenant, id))) return undefined;
-    if (isEnabled) await this.#redis.del(this.#stateKey(id));
-    else await this.disable(id, 'manual');
-    return this.get(tenant, id);
+  async setEnabled(
+    tenant: string,
+    id: string,
+    isEnabled: boolean,
+    actor: AuditActor,
+  ): Promise<WebhookEndpoint | undefined> {
+    return this.update(tenant, id, { isEnabled }, actor);
   }
 
-  async remove(tenant: string, id: string): Promise<boolean> {
-    if (!(await this.get(tenant, id))) return false;
-    await this.#redis
-      .multi()
-      .del(this.#recordKey(id), this.#stateKey(id))
-      .zrem(this.#tenantKey(tenant), id)
-      .exec();
-    return true;
+  async remove(tenant: string, id: string, actor: AuditActor): Promise<boolean> {
+    const endpoint = await this.get(tenant, id);
+    if (!endpoint) return false;
+    const { url, eventTypes } = endpoint;
+    const audited: AdminAuditChange = {
+      action: 'webhook-endpoint.delete',
+      tenant,
+      resourceId: id,
+      changes: { url, eventTypes },
+    };
+    const streams = this.#audit.streams(actor, audited);
+    const keys = [this.#recordKey(id), this.#stateKey(id), this.#tenantKey(tenant), ...streams];
+    const removed = await this.#redis.eval(
+      removeScript,
+      keys.length,
+      ...keys,
+      id,
+      this.#audit.entry(actor, audited),
+    );
+    return removed === 1;
   }
 
   /**
@@ -183,17 +218,26 @@ export class WebhookEndpointStore {
     tenant: string,
     id: string,
     overlapMs: number,
+    actor: AuditActor,
   ): Promise<{ endpoint: WebhookEndpoint; secret: string } | undefined> {
     const secret = generateWebhookSecret();
     const nowMs = this.#now();
-    const changed = await this.#modify(tenant, id, (stored) => {
+    const changed = await this.#modify(tenant, id, actor, (stored) => {
       const current = stored.secrets.find((entry) => entry.expiresAt === null) ?? stored.secrets[0]!;
       const previous =
         overlapMs > 0 ? [{ ...current, expiresAt: new Date(nowMs + overlapMs).toISOString() }] : [];
       const createdAt = new Date(nowMs).toISOString();
+      // When each secret signs, never the secrets themselves.
+      const changes = {
+        overlapSeconds: overlapMs / 1000,
+        previousSecretExpiresAt: previous[0]?.expiresAt ?? null,
+      };
       return {
-        ...stored,
-        secrets: [{ sealed: this.#box.seal(secret, id), createdAt, expiresAt: null }, ...previous],
+        after: {
+          ...stored,
+          secrets: [{ sealed: this.#box.seal(secret, id), createdAt, expiresAt: null }, ...previous],
+        },
+        audit: { action: 'webhook-endpoint.rotate-secret', tenant, resourceId: id, changes },
       };
     });
     const endpoint = changed ? await this.get(tenant, id) : undefined;
@@ -231,7 +275,7 @@ export class WebhookEndpointStore {
   /** Marks the endpoint disabled; true only for the call that made the transition. */
   async disable(id: string, reason: DisableReason): Promise<boolean> {
     const at = new Date(this.#now()).toISOString();
-    return (await this.#redis.eval(disableOnce, 1, this.#stateKey(id), at, reason)) === 1;
+    return (await this.#redis.eval(disableOnceScript, 1, this.#stateKey(id), at, reason)) === 1;
   }
 
   async #load(ids: readonly string[]): Promise<WebhookEndpoint[]> {
@@ -248,27 +292,52 @@ export class WebhookEndpointStore {
     });
   }
 
+  /** Reads, plans and compare-and-sets until no concurrent write got in between; false when not found. */
   async #modify(
     tenant: string,
     id: string,
-    change: (stored: StoredEndpoint) => StoredEndpoint,
-  ): Promise<{ before: StoredEndpoint } | undefined> {
+    actor: AuditActor,
+    plan: (stored: StoredEndpoint, isEnabled: boolean) => Modification,
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt += 1) {
-      const raw = await this.#redis.get(this.#recordKey(id));
-      if (raw === null) return undefined;
+      const results = await this.#redis
+        .pipeline()
+        .get(this.#recordKey(id))
+        .hexists(this.#stateKey(id), 'disabledAt')
+        .exec();
+      const [[readError, raw] = [], [stateError, isDisabled] = []] = results ?? [];
+      if (readError || stateError) throw readError ?? stateError;
+      if (typeof raw !== 'string') return false;
       const before = storedEndpointSchema.parse(JSON.parse(raw));
-      if (before.tenant !== tenant) return undefined;
-      const after = { ...change(before), updatedAt: new Date(this.#now()).toISOString() };
-      const swapped = await this.#redis.eval(
-        replaceIfUnchanged,
-        1,
-        this.#recordKey(id),
-        raw,
-        JSON.stringify(after),
-      );
-      if (swapped === 1) return { before };
+      if (before.tenant !== tenant) return false;
+      const read = { raw, before, wasDisabled: isDisabled === 1 };
+      if (await this.#compareAndSet(id, read, plan(before, isDisabled !== 1), actor)) return true;
     }
     throw new ClipmodError('conflict', 'the endpoint is being changed concurrently; try again');
+  }
+
+  async #compareAndSet(
+    id: string,
+    { raw, before, wasDisabled }: { raw: string; before: StoredEndpoint; wasDisabled: boolean },
+    { after, isEnabled, audit }: Modification,
+    actor: AuditActor,
+  ): Promise<boolean> {
+    const at = new Date(this.#now()).toISOString();
+    const streams = audit ? this.#audit.streams(actor, audit) : [];
+    const keys = [this.#recordKey(id), this.#stateKey(id), ...streams];
+    const swapped = await this.#redis.eval(
+      modifyScript,
+      keys.length,
+      ...keys,
+      raw,
+      JSON.stringify({ ...after, updatedAt: at }),
+      wasDisabled ? '1' : '0',
+      isEnabled === undefined ? '' : isEnabled ? '1' : '0',
+      after.url === before.url ? '0' : '1',
+      at,
+      audit ? this.#audit.entry(actor, audit) : '',
+    );
+    return swapped === 1;
   }
 
   #recordKey(id: string): string {
@@ -282,6 +351,12 @@ export class WebhookEndpointStore {
   #tenantKey(tenant: string): string {
     return `${this.#prefix}:webhook-endpoints:${tenant}`;
   }
+}
+
+/** What an admin sees of an endpoint's configuration, as the update audit compares it. */
+function adminView(stored: StoredEndpoint, isEnabled: boolean) {
+  const { url, eventTypes, description } = stored;
+  return { url, eventTypes, description, enabled: isEnabled };
 }
 
 function withState(stored: StoredEndpoint, state: Record<string, string>): WebhookEndpoint {

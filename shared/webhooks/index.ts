@@ -4,6 +4,7 @@
 // services or workers.
 import type { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
+import { AdminAuditLog } from '../audit/index.ts';
 import { createWebhookQueue } from '../queue/index.ts';
 import { DeliveryLog } from './delivery-log.ts';
 import { WebhookEndpointStore } from './endpoint-store.ts';
@@ -107,7 +108,13 @@ export function createWebhookServices(options: WebhookServicesOptions): WebhookS
     endpoints,
     log,
     queue,
-    dispatcher: new WebhookDispatcher({ queue, endpoints, log, ...clock }),
+    dispatcher: new WebhookDispatcher({
+      queue,
+      endpoints,
+      log,
+      audit: new AdminAuditLog({ redis, prefix, ...clock }),
+      ...clock,
+    }),
     close: () => queue.close(),
   };
 }

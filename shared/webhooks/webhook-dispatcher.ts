@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import type { AdminAuditLog, AuditActor } from '../audit/index.ts';
 import { ClipmodError } from '../errors/index.ts';
 import type { ModerationRecord } from '../moderation/index.ts';
 import { parsePayload } from '../queue/index.ts';
@@ -8,12 +9,16 @@ import { deliveryIdFor, moderationEvent, type WebhookEvent } from './webhook-eve
 
 // Turns events into delivery jobs on the `webhooks` queue: fan-out to subscribed endpoints, the next
 // attempt of a failing delivery, and replays. Job ids are (delivery, series, attempt), so a publisher
-// that runs twice (a redelivered moderation job) adds nothing twice.
+// that runs twice (a redelivered moderation job) adds nothing twice. A replay is several Redis steps
+// (the delivery log, then BullMQ's own scripts), so its admin audit event is appended right after it
+// succeeded: a crash in between loses the event of a re-send, never a configuration change.
 
 export type WebhookDispatcherOptions = {
   queue: Queue;
   endpoints: WebhookEndpointStore;
   log: DeliveryLog;
+  /** Where replays are recorded. */
+  audit: AdminAuditLog;
   now?: () => number;
 };
 
@@ -24,12 +29,14 @@ export class WebhookDispatcher {
   readonly #queue: Queue;
   readonly #endpoints: WebhookEndpointStore;
   readonly #log: DeliveryLog;
+  readonly #audit: AdminAuditLog;
   readonly #now: () => number;
 
   constructor(options: WebhookDispatcherOptions) {
     this.#queue = options.queue;
     this.#endpoints = options.endpoints;
     this.#log = options.log;
+    this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
   }
 
@@ -84,7 +91,7 @@ export class WebhookDispatcher {
   }
 
   /** Sends one delivery again from attempt 1, same webhook-id and body; pending retries stand down. */
-  async replay(tenant: string, deliveryId: string): Promise<DeliveryRecord> {
+  async replay(tenant: string, deliveryId: string, actor: AuditActor): Promise<DeliveryRecord> {
     const delivery = await this.#log.get(deliveryId);
     if (!delivery || delivery.tenant !== tenant) {
       throw new ClipmodError('not_found', `no webhook delivery ${deliveryId}`);
@@ -99,6 +106,12 @@ export class WebhookDispatcher {
     }
     const series = await this.#log.startReplay(deliveryId, this.#now());
     await this.enqueue(delivery, series, 1, 0);
+    await this.#audit.append(actor, {
+      action: 'webhook-delivery.replay',
+      tenant,
+      resourceId: deliveryId,
+      changes: { endpointId: endpoint.id, eventId: delivery.eventId, series },
+    });
     return (await this.#log.get(deliveryId)) ?? delivery;
   }
 
@@ -107,6 +120,7 @@ export class WebhookDispatcher {
     tenant: string,
     endpointId: string,
     sinceMs: number,
+    actor: AuditActor,
   ): Promise<{ replayed: number }> {
     const endpoint = await this.#endpoints.get(tenant, endpointId);
     if (!endpoint) throw new ClipmodError('not_found', `no webhook endpoint ${endpointId}`);
@@ -120,6 +134,12 @@ export class WebhookDispatcher {
       await this.enqueue(delivery, await this.#log.startReplay(delivery.id, this.#now()), 1, 0);
       replayed += 1;
     }
+    await this.#audit.append(actor, {
+      action: 'webhook-endpoint.replay',
+      tenant,
+      resourceId: endpointId,
+      changes: { since: new Date(sinceMs).toISOString(), replayed },
+    });
     return { replayed };
   }
 

@@ -43,6 +43,7 @@ const access: Record<string, Access> = {
   'DELETE /v1/policies/:id': 'admin',
   'GET /v1/policies/:id/audit': 'admin',
   'GET /v1/policy-audit': 'admin',
+  'GET /v1/audit': 'admin',
   'POST /v1/policies/:id/test': 'admin',
   'PUT /v1/policies/:id/shadow': 'admin',
   'DELETE /v1/policies/:id/shadow': 'admin',

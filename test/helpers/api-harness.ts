@@ -65,7 +65,7 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
     baseUrl: `http://127.0.0.1:${port}`,
     adminKey,
     issueKey: async (scopes, tenant = 'default') =>
-      (await auth.store.create({ tenant, scopes, name: 'test key' })).key,
+      (await auth.store.create({ tenant, scopes, name: 'test key' }, { keyId: 'test:harness', tenant })).key,
     close: () => closeHarness(server, redis, prefix),
   };
 }

@@ -196,7 +196,8 @@ describe('api harness', () => {
     await scratch.issueKey(['moderate']);
     await scratch.issueKey(['admin'], 'acme');
     const observer = harness.redis;
-    expect((await observer.keys(`${scratch.prefix}*`)).length).toBe(6);
+    // Per key its record and id key; per tenant its index and admin audit stream.
+    expect((await observer.keys(`${scratch.prefix}*`)).length).toBe(8);
     await scratch.close();
     expect(await observer.keys(`${scratch.prefix}*`)).toEqual([]);
   });

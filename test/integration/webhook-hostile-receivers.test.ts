@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HostLookup } from '../../shared/net/index.ts';
 import { deliveryIdFor } from '../../shared/webhooks/index.ts';
-import { startWebhookHarness, type WebhookHarness } from '../helpers/webhook-harness.ts';
+import { harnessActor, startWebhookHarness, type WebhookHarness } from '../helpers/webhook-harness.ts';
 import { answerOk, type ReceivedRequest, type Receiver, startReceiver } from '../helpers/webhook-receiver.ts';
 
 // RELIABILITY W4 (timeouts, 3xx), W6 and S5 for the webhook client. Network rule: every receiver and
@@ -108,7 +108,7 @@ async function firstAttemptAt(url: string) {
   const deliveryId = deliveryIdFor(await hooks.publishModeration(), endpoint.id);
   const delivery = await hooks.waitForAttempts(deliveryId, 1, timeoutMs * 3 + 5_000);
   const [attempt] = await hooks.services.log.attempts(deliveryId);
-  await hooks.services.endpoints.remove('default', endpoint.id);
+  await hooks.services.endpoints.remove('default', endpoint.id, harnessActor);
   return { delivery, attempt: attempt!, endpoint };
 }
 
@@ -149,13 +149,16 @@ describe('hostile receivers', () => {
   it('keeps delivering to healthy endpoints while slow ones hold their attempts', async () => {
     const slow = await Promise.all(
       ['/sleep', '/drip', '/never-ends', '/sleep'].map((path) =>
-        hooks.services.endpoints.create({
-          tenant: 'default',
-          url: receiver.url(path),
-          eventTypes: ['moderation.failed'],
-          description: 'slow',
-          isEnabled: true,
-        }),
+        hooks.services.endpoints.create(
+          {
+            tenant: 'default',
+            url: receiver.url(path),
+            eventTypes: ['moderation.failed'],
+            description: 'slow',
+            isEnabled: true,
+          },
+          harnessActor,
+        ),
       ),
     );
     const healthy = await hooks.createEndpoint(receiver.url('/healthy'));
@@ -177,7 +180,7 @@ describe('hostile receivers', () => {
     expect(healthyDoneAt - slowStartedAt).toBeLessThan(timeoutMs);
     expect(p99).toBeLessThan(250);
     for (const { endpoint } of [...slow, healthy])
-      await hooks.services.endpoints.remove('default', endpoint.id);
+      await hooks.services.endpoints.remove('default', endpoint.id, harnessActor);
   });
 });
 
@@ -201,7 +204,7 @@ describe('address checks at every send (S5)', () => {
     const flagged = await hooks.services.endpoints.get('default', endpoint.id);
     expect(flagged?.health.blockedAt).toBeDefined();
     expect(flagged?.health.lastErrorClass).toBe('forbidden_address');
-    await hooks.services.endpoints.remove('default', endpoint.id);
+    await hooks.services.endpoints.remove('default', endpoint.id, harnessActor);
   });
 
   it('refuses loopback at send time when it is not allow-listed', async () => {

@@ -1,6 +1,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deliveryIdFor, type WebhookEndpoint } from '../../shared/webhooks/index.ts';
-import { madeUpModeration, startWebhookHarness, type WebhookHarness } from '../helpers/webhook-harness.ts';
+import {
+  harnessActor,
+  madeUpModeration,
+  startWebhookHarness,
+  type WebhookHarness,
+} from '../helpers/webhook-harness.ts';
 import {
   answerOk,
   isSignedWith,
@@ -195,8 +200,13 @@ describe('auto-disable (W5, fake clock)', () => {
     expect(receiver.at('/failing')).toHaveLength(11);
 
     isUp = true;
-    await hooks.services.endpoints.setEnabled('default', endpoint.id, true);
-    const { replayed } = await hooks.services.dispatcher.replayFailedSince('default', endpoint.id, startedAt);
+    await hooks.services.endpoints.setEnabled('default', endpoint.id, true, harnessActor);
+    const { replayed } = await hooks.services.dispatcher.replayFailedSince(
+      'default',
+      endpoint.id,
+      startedAt,
+      harnessActor,
+    );
     expect(replayed).toBe(2);
     const delivered = await waitUntil('the replayed backlog', () => {
       const found = receiver.at('/failing').slice(11);
@@ -275,7 +285,7 @@ describe('headers and secret rotation (W2)', () => {
 
   it('signs with both secrets during the overlap window and with the new one alone afterwards', async () => {
     const { endpoint, secret: previous } = await hooks.createEndpoint(receiver.url('/rotating'));
-    const rotated = await hooks.services.endpoints.rotateSecret('default', endpoint.id, hour);
+    const rotated = await hooks.services.endpoints.rotateSecret('default', endpoint.id, hour, harnessActor);
     const current = rotated!.secret;
     await hooks.publishModeration();
     const [during] = await waitUntil(

@@ -28,8 +28,12 @@ export function apiKeyRouter(deps: ApiKeyRouterDeps): Router {
 
   router.post('/v1/api-keys', express.json({ limit: '16kb' }), async (req, res) => {
     const body = parseOr400(createKeyBody, req.body);
-    const tenant = tenantInScope(principalOf(res).tenant, body.tenant);
-    const { record, key } = await deps.store.create({ tenant, name: body.name, scopes: body.scopes });
+    const principal = principalOf(res);
+    const tenant = tenantInScope(principal.tenant, body.tenant);
+    const { record, key } = await deps.store.create(
+      { tenant, name: body.name, scopes: body.scopes },
+      principal,
+    );
     res
       .status(201)
       .location(`/v1/api-keys/${record.id}`)
@@ -44,10 +48,10 @@ export function apiKeyRouter(deps: ApiKeyRouterDeps): Router {
   });
 
   router.delete('/v1/api-keys/:id', async (req, res) => {
-    const callerTenant = principalOf(res).tenant;
-    const restrictTo = callerTenant === defaultTenant ? undefined : callerTenant;
+    const principal = principalOf(res);
+    const restrictTo = principal.tenant === defaultTenant ? undefined : principal.tenant;
     // Another tenant's key answers 404 like a missing one, so ids reveal nothing across tenants.
-    if (!(await deps.store.remove(req.params.id, restrictTo))) {
+    if (!(await deps.store.remove(req.params.id, restrictTo, principal))) {
       throw new ClipmodError('not_found', `no API key ${req.params.id}`);
     }
     res.status(204).end();

@@ -1,6 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
+import {
+  type AdminAuditChange,
+  AdminAuditLog,
+  type AuditActor,
+  appendAuditLua,
+} from '../../../shared/audit/index.ts';
 import { redisCall } from './redis-call.ts';
 
 // API keys: random secrets shown once, stored only as SHA-256 digests. Layout under the
@@ -8,6 +14,8 @@ import { redisCall } from './redis-call.ts';
 //   <prefix>:apikey:<sha256 hex>     JSON record {id, tenant, scopes, name, createdAt}
 //   <prefix>:apikey-id:<id>          sha256 hex of that key (deletion by id)
 //   <prefix>:apikeys:<tenant>        sorted set of ids, scored by creation time (listing)
+// Creation and revocation append to the admin audit log in the same MULTI or script (name, scopes and
+// tenant; never the key or its digest).
 
 export const scopes = ['moderate', 'admin'] as const;
 export type Scope = (typeof scopes)[number];
@@ -46,6 +54,17 @@ export type ApiKeyStoreOptions = {
 
 export type NewApiKey = { tenant: string; name: string; scopes: readonly Scope[] };
 
+/**
+ * KEYS: record, id key, tenant index, audit streams…; ARGV: digest, id, audit entry. Deletes only while
+ * the id still names that digest, so of two concurrent revocations one wins and one event is written.
+ */
+const revokeScript = `${appendAuditLua}
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+appendAudit(4, ARGV[3])
+return 1`;
+
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
@@ -55,16 +74,22 @@ export class ApiKeyStore {
   readonly #prefix: string;
   readonly #adminKeyDigest: Buffer | undefined;
   readonly #now: () => Date;
+  readonly #audit: AdminAuditLog;
 
   constructor(options: ApiKeyStoreOptions) {
     this.#redis = options.redis;
     this.#prefix = options.prefix;
     this.#adminKeyDigest = options.adminKey ? sha256(options.adminKey) : undefined;
     this.#now = options.now ?? (() => new Date());
+    this.#audit = new AdminAuditLog({
+      redis: options.redis,
+      prefix: options.prefix,
+      now: () => this.#now().getTime(),
+    });
   }
 
   /** Makes a key; the returned `key` is the only copy of the secret that will ever exist. */
-  async create(input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
+  async create(input: NewApiKey, actor: AuditActor): Promise<{ record: ApiKeyRecord; key: string }> {
     const key = `cm_${randomBytes(32).toString('base64url')}`;
     const digest = sha256(key).toString('hex');
     const createdAt = this.#now();
@@ -75,14 +100,20 @@ export class ApiKeyStore {
       name: input.name,
       createdAt: createdAt.toISOString(),
     };
+    const { id, tenant, name, scopes } = record;
+    const audited = {
+      action: 'api-key.create',
+      tenant,
+      resourceId: id,
+      changes: { name, scopes, tenant },
+    } as const;
+    const transaction = this.#redis
+      .multi()
+      .set(this.#recordKey(digest), JSON.stringify(record))
+      .set(this.#idKey(id), digest)
+      .zadd(this.#tenantKey(tenant), createdAt.getTime(), id);
     await redisCall('storing an API key', () =>
-      this.#redis
-        .multi()
-        .set(this.#recordKey(digest), JSON.stringify(record))
-        .set(this.#idKey(record.id), digest)
-        .zadd(this.#tenantKey(record.tenant), createdAt.getTime(), record.id)
-        .exec()
-        .then(throwFirstFailure),
+      this.#audit.addTo(transaction, actor, audited).exec().then(throwFirstFailure),
     );
     return { record, key };
   }
@@ -120,21 +151,33 @@ export class ApiKeyStore {
   }
 
   /** Revokes a key at once. `tenant` restricts deletion to that tenant's keys; false if none matched. */
-  async remove(id: string, tenant?: string): Promise<boolean> {
+  async remove(id: string, tenant: string | undefined, actor: AuditActor): Promise<boolean> {
     const digest = await redisCall('finding an API key', () => this.#redis.get(this.#idKey(id)));
     if (digest === null) return false;
     const stored = await redisCall('finding an API key', () => this.#redis.get(this.#recordKey(digest)));
     const record = stored === null ? undefined : parseRecord(stored);
     if (record === undefined || (tenant !== undefined && record.tenant !== tenant)) return false;
-    await redisCall('deleting an API key', () =>
-      this.#redis
-        .multi()
-        .del(this.#recordKey(digest), this.#idKey(id))
-        .zrem(this.#tenantKey(record.tenant), id)
-        .exec()
-        .then(throwFirstFailure),
+    const audited: AdminAuditChange = {
+      action: 'api-key.revoke',
+      tenant: record.tenant,
+      resourceId: id,
+      changes: { name: record.name, scopes: record.scopes },
+    };
+    const streams = this.#audit.streams(actor, audited);
+    const removed = await redisCall('deleting an API key', () =>
+      this.#redis.eval(
+        revokeScript,
+        3 + streams.length,
+        this.#recordKey(digest),
+        this.#idKey(id),
+        this.#tenantKey(record.tenant),
+        ...streams,
+        digest,
+        id,
+        this.#audit.entry(actor, audited),
+      ),
     );
-    return true;
+    return removed === 1;
   }
 
   /** Constant time over equal-length digests, so the comparison leaks neither content nor length. */

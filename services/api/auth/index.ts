@@ -1,6 +1,6 @@
 // API authentication: bearer keys per tenant with scopes, the admin routes that manage them, and
 // the per-key rate limit. Keeps its state in Redis under the deployment's hash-tagged prefix;
-// depends on shared/errors only, never on other API routes.
+// depends on shared/errors and shared/audit (key changes are audited) only, never on other API routes.
 
 export { type ApiKeyRouterDeps, apiKeyRouter } from './api-key-routes.ts';
 export {
