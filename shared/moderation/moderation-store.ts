@@ -16,6 +16,19 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return false
 `;
 
+// KEYS: record. ARGV: record JSON, result TTL. A finished record is final: a worker that lost its job's
+// lock (partitioned from Redis, or paused past lockDuration) may still write after another worker
+// finished the job, and its late write must not turn the result back into `processing` or replace it.
+const saveUnlessFinishedScript = `
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local ok, record = pcall(cjson.decode, stored)
+  if ok and (record.status == 'completed' or record.status == 'failed') then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`;
+
 export type ModerationStoreOptions = {
   redis: Redis | Cluster;
   prefix: string;
@@ -74,8 +87,11 @@ export class ModerationStore {
     return raw === null ? undefined : (JSON.parse(raw) as ModerationRecord);
   }
 
-  async save(record: ModerationRecord): Promise<void> {
-    await this.#redis.set(this.recordKey(record.id), JSON.stringify(record), 'EX', this.#resultTtlSeconds);
+  /** Stores the record unless the stored one already finished; false when it had (first finish wins). */
+  async save(record: ModerationRecord): Promise<boolean> {
+    const key = this.recordKey(record.id);
+    const json = JSON.stringify(record);
+    return (await this.#redis.eval(saveUnlessFinishedScript, 1, key, json, this.#resultTtlSeconds)) === 1;
   }
 
   async image(id: string): Promise<Buffer | undefined> {

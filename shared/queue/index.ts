@@ -1,7 +1,7 @@
 // Queue plumbing shared by the API (producer) and workers (consumers): the job catalog and BullMQ
 // queue construction with the deployment's hash-tagged prefix, queue metrics. Depends on bullmq,
 // shared/errors and shared/metrics.
-import { Queue, QueueEvents } from 'bullmq';
+import { type Queue, QueueEvents } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { ClipmodError } from '../errors/index.ts';
 import {
@@ -12,6 +12,7 @@ import {
   queueNames,
   webhookJobOptions,
 } from './job-catalog.ts';
+import { openQueue } from './open-queue.ts';
 
 export {
   inferenceJobOptions,
@@ -27,7 +28,7 @@ export { observeJobOutcomes, observeQueueDepth, openCatalogQueues } from './queu
 
 /** BullMQ wants the prefix without a trailing colon; ours is `{clipmod}` (a Redis Cluster hash tag). */
 export function createInferenceQueue(connection: Redis | Cluster, prefix: string): Queue {
-  const queue = new Queue(queueNames.inference, {
+  const queue = openQueue(queueNames.inference, {
     connection,
     prefix,
     defaultJobOptions: inferenceJobOptions,
@@ -39,13 +40,22 @@ export function createInferenceQueue(connection: Redis | Cluster, prefix: string
 
 /** The queue of webhook delivery attempts (producers: inference finish hook, API replays, the worker). */
 export function createWebhookQueue(connection: Redis | Cluster, prefix: string): Queue {
-  return new Queue(queueNames.webhooks, { connection, prefix, defaultJobOptions: webhookJobOptions });
+  return openQueue(queueNames.webhooks, { connection, prefix, defaultJobOptions: webhookJobOptions });
 }
 
-export function createInferenceQueueEvents(connection: Redis | Cluster, prefix: string): QueueEvents {
+/**
+ * `onError` hears the events connection's errors (each failed reconnect while Redis is unreachable);
+ * without a listener BullMQ prints them raw to stderr, between the JSON log lines.
+ */
+export function createInferenceQueueEvents(
+  connection: Redis | Cluster,
+  prefix: string,
+  onError: (error: Error) => void,
+): QueueEvents {
   const events = new QueueEvents(queueNames.inference, { connection, prefix });
   // Every synchronous request (?wait) listens here until its job ends: hundreds at once is normal.
   events.setMaxListeners(10_000);
+  events.on('error', onError);
   return events;
 }
 

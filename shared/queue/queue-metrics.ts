@@ -1,7 +1,8 @@
-import { Queue, type Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { counterFor, gaugeFor, metricCatalog, type Registry, readWithinScrape } from '../metrics/index.ts';
 import { queueNames } from './job-catalog.ts';
+import { openQueue } from './open-queue.ts';
 
 // Queue metrics every process can serve: depth by state and attached workers, read from Redis when
 // Prometheus scrapes (so they are right even in a process that never touches the queue otherwise),
@@ -46,5 +47,5 @@ export function observeJobOutcomes(registry: Registry, worker: Worker): void {
 
 /** A Queue for every queue of the catalog, for depth metrics and the admin board (no job options). */
 export function openCatalogQueues(connection: Redis | Cluster, prefix: string): Queue[] {
-  return Object.values(queueNames).map((name) => new Queue(name, { connection, prefix }));
+  return Object.values(queueNames).map((name) => openQueue(name, { connection, prefix }));
 }

@@ -19,11 +19,29 @@ export const requestCommandTimeoutMs = 750;
 
 const reconnectDelayMs = (attempt: number) => Math.min(attempt * 200, 2_000);
 
+/**
+ * A `producer` or `request` connection that has waited this long for any reply while commands are
+ * outstanding is presumed dead: ioredis destroys it and reconnects. After a network partition heals,
+ * TCP resends what an old connection holds only on its exponential retransmission schedule — seconds
+ * after a short partition, minutes after a long one — and every command queued behind it times out;
+ * a new connection is used at once (RELIABILITY.md Q5b: a worker failed jobs for 7 s after an 8 s
+ * partition healed). `worker` connections go without: BullMQ blocks them for up to 10 s and watches
+ * its blocking reads itself, and ioredis 5.9 leaves this timer armed after a close (ioredis#2147),
+ * which held a stopping worker process open until it fired.
+ */
+const socketTimeoutMs = 3_000;
+
 export function redisOptionsFor(role: RedisRole): RedisOptions {
   const common: RedisOptions = { lazyConnect: true, connectTimeout: 5_000, retryStrategy: reconnectDelayMs };
   if (role === 'worker') return { ...common, maxRetriesPerRequest: null, enableOfflineQueue: true };
   const commandTimeout = role === 'request' ? requestCommandTimeoutMs : 2_000;
-  return { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout };
+  return {
+    ...common,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout,
+    socketTimeout: socketTimeoutMs,
+  };
 }
 
 /**

@@ -3,8 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { ClipmodError } from '../errors/index.ts';
 
-// A private redis-server child for the quickstart and the test command: loopback only, AOF on,
-// noeviction, data in a folder of ours, stopped by pid when its owner stops.
+// A private redis-server child for the quickstart and the test command: loopback only (plus any
+// address a test names), AOF on, noeviction, data in a folder of ours, stopped by pid when its owner
+// stops.
 
 export type EmbeddedRedis = {
   url: string;
@@ -19,6 +20,11 @@ export type EmbeddedRedisOptions = {
   port?: number;
   binary?: string;
   startTimeoutMs?: number;
+  /**
+   * Addresses to listen on besides loopback (test-only: a veth address the test created for a worker
+   * in a network namespace). They must exist when the server starts.
+   */
+  extraBindAddresses?: readonly string[];
 };
 
 export function hasRedisServerBinary(binary = 'redis-server'): boolean {
@@ -61,7 +67,8 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
   }
   mkdirSync(options.dataDir, { recursive: true });
   const port = options.port || (await freePort());
-  const child = spawn(binary, redisArguments(port, options.dataDir), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = redisArguments(port, options.dataDir, options.extraBindAddresses ?? []);
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitUntilReady(child, port, options.startTimeoutMs ?? 10_000);
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -71,12 +78,15 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
   };
 }
 
-function redisArguments(port: number, dataDir: string): string[] {
+function redisArguments(port: number, dataDir: string, extraBind: readonly string[]): string[] {
+  // Protected mode refuses every non-loopback client of a password-less server; a caller that names
+  // extra addresses wants clients there (and only there: the bind list still limits who can connect).
+  const protectedMode = extraBind.length === 0 ? 'yes' : 'no';
   // biome-ignore format: flag/value pairs read best one pair per line
   return [
     '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--protected-mode', 'yes',
+    '--bind', '127.0.0.1', ...extraBind,
+    '--protected-mode', protectedMode,
     '--dir', dataDir,
     '--appendonly', 'yes',
     '--appendfsync', 'everysec',

@@ -20,7 +20,9 @@ beforeAll(async () => {
   deployment = await startChaosDeployment({ workers: 2 });
   eventsConnection = await connectRedis(deployment.redis.url, 'worker', 'test-rollout-events');
   client = await connectRedis(deployment.redis.url, 'producer', 'test-rollout');
-  events = createInferenceQueueEvents(eventsConnection, deployment.api.prefix);
+  events = createInferenceQueueEvents(eventsConnection, deployment.api.prefix, (error) =>
+    process.stderr.write(`[test] rollout queue events: ${error.message}\n`),
+  );
   events.on('stalled', ({ jobId }) => stalled.push(jobId));
   await events.waitUntilReady();
 }, 180_000);

@@ -4,7 +4,7 @@ import { type ChaosDeployment, sized, startChaosDeployment } from './chaos-deplo
 
 // RELIABILITY.md Q4 (redis-server killed and restarted from its AOF) and Q5(a) (redis-server hung by
 // SIGSTOP): the API answers 503 quickly instead of hanging, nothing accepted is lost, workers resume.
-// Q5(b), a worker partitioned in a network namespace, needs privileges this suite does not assume.
+// Q5(b), a worker partitioned in a network namespace, is in redis-partition.test.ts (needs root).
 
 let deployment: ChaosDeployment;
 

@@ -15,8 +15,25 @@ export type ServeProcess = {
   stop(graceMs?: number): Promise<number | null>;
 };
 
-export function startServeProcess(role: string, env: Record<string, string>): ServeProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/cli/main.ts', 'serve', role], {
+export type ServeProcessOptions = {
+  /**
+   * A command that execs the serve command, e.g. `['ip', 'netns', 'exec', name]` to run it in a network
+   * namespace. It must exec (not fork), so that the child's pid stays the node process that stop() signals.
+   */
+  commandPrefix?: readonly string[];
+};
+
+export function startServeProcess(
+  role: string,
+  env: Record<string, string>,
+  options: ServeProcessOptions = {},
+): ServeProcess {
+  const [command, ...args] = [
+    ...(options.commandPrefix ?? []),
+    process.execPath,
+    ...['--import', 'tsx', 'services/cli/main.ts', 'serve', role],
+  ];
+  const child = spawn(command!, args, {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', CLIPMOD_PROBE_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

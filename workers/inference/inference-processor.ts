@@ -67,12 +67,13 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
     }
     deps.faults?.crashIfRequested(record.metadata, 'inference-crash');
     const startedAt = new Date();
-    await deps.store.save({
+    const isStarted = await deps.store.save({
       ...record,
       status: 'processing',
       startedAt: startedAt.toISOString(),
       attempts: job.attemptsMade + 1,
     });
+    if (!isStarted) return finishedElsewhere(job, record.id);
     const policy = await policies.get(record.tenant, record.policy.id, record.policy.version);
     const image = await deps.embedder.embed(await imageBytes(record.id));
     const scored = scorePolicy(policy, image.embeddings, image.frameIndexes, deps.model.logitScale);
@@ -95,12 +96,27 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps) {
       startedAt: startedAt.toISOString(),
       completedAt: completedAt.toISOString(),
     };
-    await deps.store.save(finished);
+    if (!(await deps.store.save(finished))) return finishedElsewhere(job, record.id);
     await deps.store.deleteImage(record.id);
     await deps.extensions?.retain(finished, image);
     await countShadow(deps.shadowStats, finished);
     await deps.onFinished?.(finished);
     return finished;
+  }
+
+  /**
+   * Another worker finished the moderation while this one still ran it: this one lost the job's lock
+   * (partitioned from Redis, or stalled past lockDuration) and the job was redelivered. The first
+   * result stands, and its worker published it.
+   */
+  async function finishedElsewhere(job: Job, id: string): Promise<ModerationRecord> {
+    deps.logger.warn(
+      { jobId: job.id, moderationId: id },
+      'moderation already finished elsewhere; result kept',
+    );
+    const stored = await deps.store.get(id);
+    if (!stored) throw new UnrecoverableError(`moderation ${id} not found`);
+    return stored;
   }
 
   async function classify(payload: JobPayload<'classify.run'>) {
@@ -215,7 +231,8 @@ async function recordFailure(
     attempts: job.attemptsMade + 1,
     completedAt: new Date().toISOString(),
   };
-  await deps.store.save(failed);
+  // A result another worker stored meanwhile stands (see ModerationStore.save).
+  if (!(await deps.store.save(failed))) return;
   await deps.store.deleteImage(record.id);
   await deps.onFinished?.(failed);
 }

@@ -126,7 +126,9 @@ export function createInferenceWorker(
 }
 
 function watchStalledFailures(options: InferenceWorkerOptions, worker: Worker, model: ClipModel) {
-  const events = createInferenceQueueEvents(options.queueEvents!, options.prefix);
+  const events = createInferenceQueueEvents(options.queueEvents!, options.prefix, (error) =>
+    options.logger.warn({ err: error }, 'inference queue events: Redis connection error'),
+  );
   events.on('failed', ({ jobId, failedReason }) => {
     if (!failedReason.includes('stalled')) return;
     void (async () => {
