@@ -77,22 +77,26 @@ export function isJobName(name: string): name is JobName {
 
 /**
  * Transient faults retry with exponential backoff; bad input fails at once (UnrecoverableError).
- * Finished jobs are kept briefly for debugging, bounded by age and count so Redis cannot fill up.
+ * Finished jobs are kept briefly for debugging, bounded by age and count so Redis cannot fill up:
+ * completed ones are only a debugging aid (the moderation record is the result), so at most 1 h / 1,000
+ * (RELIABILITY.md Q12); failed ones longer, to investigate.
  */
 export const inferenceJobOptions: DefaultJobOptions = {
   attempts: 3,
   backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: 3_600, count: 10_000 },
+  removeOnComplete: { age: 3_600, count: 1_000 },
   removeOnFail: { age: 86_400, count: 10_000 },
 };
 
 /**
  * Webhook jobs fail only for infrastructure faults (a receiver's answer is an outcome, not an error):
  * those retry a few times. Retries of the delivery itself are new delayed jobs (see shared/webhooks).
+ * Completed jobs are kept like inference ones: the delivery log (CLIPMOD_WEBHOOK_RETENTION_SECONDS)
+ * is the record of what was sent, not the queue.
  */
 export const webhookJobOptions: DefaultJobOptions = {
   attempts: 5,
   backoff: { type: 'exponential', delay: 2_000 },
-  removeOnComplete: { age: 86_400, count: 10_000 },
+  removeOnComplete: { age: 3_600, count: 1_000 },
   removeOnFail: { age: 604_800, count: 10_000 },
 };
