@@ -106,7 +106,10 @@ export const configSchema = z.object({
   CLIPMOD_MAX_BATCH_WAIT_MS: integer(0, 10_000).default(10),
   /** Jobs one inference worker holds at once; 0 means twice the batch size (one batch runs, one fills). */
   CLIPMOD_WORKER_CONCURRENCY: integer(0, 4096).default(0),
-  /** BullMQ lock; must exceed the worst batch time or healthy jobs are treated as stalled. */
+  /**
+   * BullMQ lock of inference and webhook jobs (webhooks keep at least twice CLIPMOD_WEBHOOK_TIMEOUT_MS);
+   * must exceed the worst batch time or healthy jobs are treated as stalled.
+   */
   CLIPMOD_LOCK_DURATION_MS: integer(1_000, 600_000).default(30_000),
   /** exact (bit-equal to Hugging Face CLIPImageProcessor) or fast (sharp resize, shrink-on-load). */
   CLIPMOD_PREPROCESS_MODE: z.enum(['exact', 'fast']).default('exact'),

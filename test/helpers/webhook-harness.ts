@@ -25,6 +25,9 @@ import { waitUntil } from './webhook-receiver.ts';
 
 export type FakeClock = { now(): number; set(ms: number): void };
 
+/** Who the admin audit log names for changes a test makes straight through the stores. */
+export const harnessActor = { keyId: 'test:harness', tenant: 'default' };
+
 export type WebhookHarness = {
   redis: Redis;
   prefix: string;
@@ -78,6 +81,7 @@ export async function startWebhookHarness(options: WebhookHarnessOptions = {}): 
     connection,
     prefix,
     concurrency: options.concurrency ?? 8,
+    lockDurationMs: 30_000,
     registry,
     logger: createLogger({ level: 'silent' }),
     now: clock.now,
@@ -100,13 +104,16 @@ export async function startWebhookHarness(options: WebhookHarnessOptions = {}): 
     clock,
     registry,
     createEndpoint: (url, endpointOptions = {}) =>
-      services.endpoints.create({
-        tenant: endpointOptions.tenant ?? 'default',
-        url,
-        eventTypes: endpointOptions.eventTypes ?? defaultEventTypes,
-        description: '',
-        isEnabled: true,
-      }),
+      services.endpoints.create(
+        {
+          tenant: endpointOptions.tenant ?? 'default',
+          url,
+          eventTypes: endpointOptions.eventTypes ?? defaultEventTypes,
+          description: '',
+          isEnabled: true,
+        },
+        harnessActor,
+      ),
     async publishModeration(publishOptions = {}) {
       const record = madeUpModeration(
         publishOptions.tenant ?? 'default',

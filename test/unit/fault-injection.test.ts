@@ -30,4 +30,9 @@ describe('CLIPMOD_FAULT_INJECTION', () => {
     createFaultInjector(true).crashIfRequested(undefined, 'inference-crash');
     expect(process.exitCode ?? 0).toBe(0);
   });
+
+  it('tells callers whether to look for crash points at all', () => {
+    expect(createFaultInjector(false).isEnabled).toBe(false);
+    expect(createFaultInjector(true).isEnabled).toBe(true);
+  });
 });

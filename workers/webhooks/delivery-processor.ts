@@ -3,6 +3,7 @@ import { isClipmodError } from '../../shared/errors/index.ts';
 import type { Logger } from '../../shared/logger/index.ts';
 import { type Cidr, type HostLookup, safeFetch, webhookFetchDefaults } from '../../shared/net/index.ts';
 import { type JobPayload, parsePayload } from '../../shared/queue/index.ts';
+import type { FaultInjector, FaultPoint } from '../../shared/runtime/index.ts';
 import {
   type AttemptDecision,
   type AttemptResult,
@@ -51,6 +52,8 @@ export type DeliveryProcessorDeps = {
   random?: () => number;
   observeAttempt?(outcome: string, seconds: number): void;
   onEndpointDisabled?(reason: DisableReason): void;
+  /** Test-only crash points around the acknowledgement (RELIABILITY.md Q2). */
+  faults?: FaultInjector;
 };
 
 type SentAttempt = {
@@ -65,6 +68,8 @@ type Context = {
   payload: JobPayload<'webhook.deliver'>;
   delivery: DeliveryRecord;
   endpoint: WebhookEndpoint;
+  /** Crashes here when a test asked for it; a no-op otherwise. */
+  crashPoint(point: FaultPoint): void;
 };
 
 export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
@@ -196,6 +201,7 @@ export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
     const { payload, delivery, endpoint } = context;
     const atMs = now();
     const sent = await send(endpoint, payload.eventId, body, atMs);
+    if (sent.result.kind === 'response' && sent.result.status < 300) context.crashPoint('webhook-sent-crash');
     const decision = decideAttempt(sent.result, payload.attempt, {
       schedule: settings.schedule,
       jitter: settings.jitter,
@@ -229,6 +235,7 @@ export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
     );
     // A replay started meanwhile owns the delivery now; this series schedules nothing more.
     if (isCurrent) await follow(context, decision, atMs);
+    if (decision.kind === 'delivered') context.crashPoint('webhook-ack-crash');
     return decision;
   }
 
@@ -247,8 +254,24 @@ export function createDeliveryProcessor(deps: DeliveryProcessorDeps) {
       await finish(delivery.id, payload.series, reason, now());
       return reason;
     }
-    return (await attempt({ payload, delivery, endpoint }, body)).kind;
+    const crashPoint = crashPointFor(deps.faults, job, body);
+    return (await attempt({ payload, delivery, endpoint, crashPoint }, body)).kind;
   };
+}
+
+/**
+ * The crash points armed for this job: only with fault injection on, only on the job's first start
+ * (a redelivered job must go through, or the test would only measure maxStalledCount), and only when
+ * the moderation's metadata, carried in the event body, names the point.
+ */
+function crashPointFor(
+  faults: FaultInjector | undefined,
+  job: Job,
+  body: string,
+): (point: FaultPoint) => void {
+  if (!faults?.isEnabled || job.stalledCounter > 0) return () => {};
+  const metadata = (JSON.parse(body) as { data?: { metadata?: unknown } }).data?.metadata;
+  return (point) => faults.crashIfRequested(metadata, point);
 }
 
 /** One line per attempt, carrying the submission's request id: the last hop of a moderation's trail. */

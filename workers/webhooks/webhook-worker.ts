@@ -11,6 +11,8 @@ export type WebhookWorkerOptions = Omit<DeliveryProcessorDeps, 'observeAttempt' 
   prefix: string;
   /** CLIPMOD_WEBHOOK_CONCURRENCY: attempts in flight at once; a hostile receiver holds one slot until its timeout. */
   concurrency: number;
+  /** CLIPMOD_LOCK_DURATION_MS; the worker keeps at least twice the attempt timeout. */
+  lockDurationMs: number;
   registry: Registry;
 };
 
@@ -22,6 +24,7 @@ export type WebhookWorkerOptions = Omit<DeliveryProcessorDeps, 'observeAttempt' 
 export function createWebhookWorker(options: WebhookWorkerOptions): Component & { isRunning(): boolean } {
   let worker: Worker | undefined;
   const metrics = webhookMetrics(options.registry);
+  const lockDurationMs = Math.max(options.lockDurationMs, options.settings.timeoutMs * 2);
   return {
     name: 'webhook-worker',
     isRunning: () => worker?.isRunning() ?? false,
@@ -39,7 +42,8 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Component & 
         prefix: options.prefix,
         concurrency: options.concurrency,
         // An attempt is bounded by its timeout; the lock must outlast it with room for Redis writes.
-        lockDuration: Math.max(30_000, options.settings.timeoutMs * 2),
+        lockDuration: lockDurationMs,
+        stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
         maxStalledCount: 2,
         autorun: false,
       });
