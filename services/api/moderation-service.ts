@@ -1,9 +1,9 @@
-import { Job, type Queue, type QueueEvents } from 'bullmq';
+import type { Job, Queue, QueueEvents } from 'bullmq';
 import type { ImageInfo } from '../../shared/clip/index.ts';
 import { ClipmodError } from '../../shared/errors/index.ts';
 import { type ModerationRecord, type ModerationStore, newRequestId } from '../../shared/moderation/index.ts';
 import type { PolicyStore } from '../../shared/policy/index.ts';
-import { type JobName, type JobPayload, parsePayload } from '../../shared/queue/index.ts';
+import { type JobName, type JobPayload, parsePayload, waitUntilFinished } from '../../shared/queue/index.ts';
 
 // What the API does with a submission, apart from HTTP: resolve the policy version, claim the
 // idempotency key, store bytes + record, enqueue, and wait (bounded) for the worker's answer.
@@ -139,9 +139,9 @@ export class ModerationService {
   ): Promise<unknown> {
     const { requestId } = payload as { requestId: string };
     if (image) await this.#options.store.putImage(requestId, image);
-    const job = await this.#enqueue(name, payload, requestId);
+    await this.#enqueue(name, payload, requestId);
     try {
-      return await job.waitUntilFinished(this.#options.queueEvents, waitMs);
+      return await waitUntilFinished(this.#options.queue, this.#options.queueEvents, requestId, waitMs);
     } catch (error) {
       const message = (error as Error).message ?? '';
       if (/timed out/i.test(message))
@@ -162,8 +162,7 @@ export class ModerationService {
   }
 
   async #waitForJob(id: string, waitMs: number): Promise<void> {
-    const job = await Job.fromId(this.#options.queue, id);
-    if (job) await job.waitUntilFinished(this.#options.queueEvents, waitMs);
+    await waitUntilFinished(this.#options.queue, this.#options.queueEvents, id, waitMs);
   }
 }
 

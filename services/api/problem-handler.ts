@@ -29,9 +29,13 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ClipmodError('not_found', `no route for ${req.method} ${req.path}`));
 };
 
-/** Redis away (no offline queue on request paths), full (noeviction OOM) or failing over. */
+/**
+ * Redis away (no offline queue on request paths), full (noeviction OOM) or failing over. ioredis's
+ * MaxRetriesPerRequestError says "Reached the max retries per request limit": a command in flight when
+ * the primary died (RELIABILITY.md Q6 kill -9) ends with it.
+ */
 const redisUnavailable =
-  /Stream isn't writeable|Cluster isn't ready|Connection is closed|Command timed out|ECONNREFUSED|ETIMEDOUT|MaxRetriesPerRequest|^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
+  /Stream isn't writeable|Cluster isn't ready|Connection is closed|Command timed out|ECONNREFUSED|ETIMEDOUT|MaxRetriesPerRequest|max retries per request limit|^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
 
 /** body-parser, ioredis and friends throw their own errors; give them stable codes. */
 function translateExpressError(error: unknown): unknown {

@@ -25,6 +25,7 @@ export {
   webhookJobOptions,
 } from './job-catalog.ts';
 export { observeJobOutcomes, observeQueueDepth, openCatalogQueues } from './queue-metrics.ts';
+export { waitUntilFinished } from './wait-until-finished.ts';
 
 /** BullMQ wants the prefix without a trailing colon; ours is `{clipmod}` (a Redis Cluster hash tag). */
 export function createInferenceQueue(connection: Redis | Cluster, prefix: string): Queue {
@@ -33,7 +34,7 @@ export function createInferenceQueue(connection: Redis | Cluster, prefix: string
     prefix,
     defaultJobOptions: inferenceJobOptions,
   });
-  // Job.waitUntilFinished listens for the queue's 'closing' once per synchronous request (?wait).
+  // waitUntilFinished listens for the queue's 'closing' once per synchronous request (?wait).
   queue.setMaxListeners(10_000);
   return queue;
 }

@@ -1,6 +1,7 @@
 import { Cluster, type ClusterOptions, Command, Redis, type RedisOptions } from 'ioredis';
 import { ClipmodError } from '../errors/index.ts';
 import { parseRedisUrl, type RedisTarget } from './redis-url.ts';
+import { FailoverSafeSentinelConnector } from './sentinel-connector.ts';
 
 /** A connection to any topology clipmod supports; every store and queue takes this type. */
 export type RedisConnection = Redis | Cluster;
@@ -46,8 +47,9 @@ export function redisOptionsFor(role: RedisRole): RedisOptions {
 
 /**
  * Sentinel: ask the Sentinels for the primary, and listen for `+switch-master` so a failover is
- * followed at once. Before the first connection the retries are bounded, so a wrong address stops
- * the process at start instead of hanging; afterwards they never end.
+ * followed at once (through FailoverSafeSentinelConnector: ioredis's own loses connections for good
+ * when the primary is killed). Before the first connection the retries are bounded, so a wrong address
+ * stops the process at start instead of hanging; afterwards they never end.
  */
 function sentinelClient(target: Extract<RedisTarget, { mode: 'sentinel' }>, options: RedisOptions): Redis {
   let hasBeenReady = false;
@@ -57,6 +59,7 @@ function sentinelClient(target: Extract<RedisTarget, { mode: 'sentinel' }>, opti
     name: target.masterName,
     db: target.db,
     failoverDetector: true,
+    Connector: FailoverSafeSentinelConnector,
     sentinelRetryStrategy: (attempt) => (!hasBeenReady && attempt > 5 ? null : reconnectDelayMs(attempt)),
     ...credentialsOf(target),
     ...(target.sentinelUsername ? { sentinelUsername: target.sentinelUsername } : {}),

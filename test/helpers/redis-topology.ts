@@ -2,7 +2,7 @@
 // --cluster create, and a primary + replica watched by three redis-sentinel processes. Every process
 // is a child of the test, stopped by its pid; data lives in a temporary folder removed on stop.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -21,6 +21,18 @@ export type SentinelTopology = RedisTopology & {
   masterName: string;
   /** The primary the Sentinels currently name. */
   primaryPort(): Promise<number>;
+  /** SIGKILLs the data node on `port` (no shutdown, no AOF flush) and waits until it has exited. */
+  killNode(port: number): Promise<void>;
+  /**
+   * Starts the data node on `port` again from its AOF, as a replica of the primary the Sentinels name
+   * (what a supervisor's start script does), and resolves once it is in sync.
+   */
+  restartNode(port: number): Promise<void>;
+  /**
+   * Resolves once every Sentinel names the same primary, that primary has its replica online, and no
+   * Sentinel flags the replica down: the state in which WAIT 1 confirms writes again.
+   */
+  settled(timeoutMs?: number): Promise<void>;
 };
 
 export function hasBinary(binary: string): boolean {
@@ -63,6 +75,7 @@ function dataNodeArgs(port: number, dir: string): string[] {
     '--appendfilename', `appendonly-${port}.aof`,
     '--appenddirname', `aof-${port}`,
     '--save', '',
+    '--logfile', `redis-${port}.log`,
     '--maxmemory-policy', 'noeviction',
   ];
 }
@@ -86,6 +99,13 @@ export async function nodeCommand(port: number, ...args: (string | number)[]): P
   } finally {
     client.disconnect();
   }
+}
+
+async function killChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid, 'SIGKILL');
+  await exited;
 }
 
 async function answersPing(port: number): Promise<boolean> {
@@ -142,17 +162,16 @@ export async function startRedisSentinel(masterName = 'clipmod-primary'): Promis
   const group = new ProcessGroup();
   const [primary, replica] = [await freePort(), await freePort()];
   const sentinelPorts = [await freePort(), await freePort(), await freePort()];
-  try {
-    group.start('redis-server', dataNodeArgs(primary, group.dir));
-    group.start('redis-server', [
-      ...dataNodeArgs(replica, group.dir),
-      '--replicaof',
-      '127.0.0.1',
-      String(primary),
-    ]);
-    await waitFor('the replica in sync', async () =>
-      String(await nodeCommand(replica, 'INFO', 'replication')).includes('master_link_status:up'),
+  const dataNodes = new Map<number, ChildProcess>();
+  const startReplica = (port: number, of: number) =>
+    dataNodes.set(
+      port,
+      group.start('redis-server', [...dataNodeArgs(port, group.dir), '--replicaof', '127.0.0.1', String(of)]),
     );
+  try {
+    dataNodes.set(primary, group.start('redis-server', dataNodeArgs(primary, group.dir)));
+    startReplica(replica, primary);
+    await waitFor('the replica in sync', () => isReplicaInSync(replica));
     for (const port of sentinelPorts) {
       const config = join(group.dir, `sentinel-${port}.conf`);
       writeFileSync(
@@ -181,20 +200,73 @@ export async function startRedisSentinel(masterName = 'clipmod-primary'): Promis
     throw error;
   }
   const hosts = sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',');
+  const primaryNamedBy = async (sentinelPort: number) => {
+    const [, port] = (await nodeCommand(sentinelPort, 'SENTINEL', 'get-master-addr-by-name', masterName)) as [
+      string,
+      string,
+    ];
+    return Number(port);
+  };
   return {
     url: `redis+sentinel://${hosts}/${masterName}`,
     ports: [primary, replica],
     sentinelPorts,
     masterName,
-    primaryPort: async () => {
-      const [, port] = (await nodeCommand(
-        sentinelPorts[0]!,
-        'SENTINEL',
-        'get-master-addr-by-name',
-        masterName,
-      )) as [string, string];
-      return Number(port);
+    primaryPort: () => primaryNamedBy(sentinelPorts[0]!),
+    killNode: (port) => killChild(dataNodes.get(port)),
+    async restartNode(port) {
+      startReplica(port, await primaryNamedBy(sentinelPorts[0]!));
+      await waitFor(`the restarted node on ${port} in sync`, () => isReplicaInSync(port), 30_000).catch(
+        (error: Error) => {
+          throw new Error(`${error.message}; its log ends:\n${logTail(group.dir, port)}`);
+        },
+      );
     },
+    settled: (timeoutMs = 30_000) =>
+      waitFor(
+        'the Sentinels to agree on a primary with its replica online',
+        async () => {
+          const named = new Set(await Promise.all(sentinelPorts.map(primaryNamedBy)));
+          const [port] = [...named];
+          if (named.size !== 1 || port === undefined || !(await hasReplicaOnline(port))) return false;
+          const views = await Promise.all(sentinelPorts.map((at) => replicasSeenBy(at, masterName)));
+          return views.every((replicas) => replicas.length === 1 && replicas.every(isHealthyReplica));
+        },
+        timeoutMs,
+      ),
     stop: () => group.stop(),
   };
+}
+
+function logTail(dir: string, port: number): string {
+  const file = join(dir, `redis-${port}.log`);
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
+}
+
+async function isReplicaInSync(port: number): Promise<boolean> {
+  return String(await nodeCommand(port, 'INFO', 'replication')).includes('master_link_status:up');
+}
+
+async function hasReplicaOnline(primaryPort: number): Promise<boolean> {
+  const info = String(await nodeCommand(primaryPort, 'INFO', 'replication'));
+  return info.includes('role:master') && /slave0:.*state=online/.test(info);
+}
+
+/** SENTINEL REPLICAS as field maps (RESP2 answers flat [field, value, …] lists). */
+async function replicasSeenBy(sentinelPort: number, masterName: string): Promise<Map<string, string>[]> {
+  const replicas = (await nodeCommand(sentinelPort, 'SENTINEL', 'REPLICAS', masterName)) as string[][];
+  return replicas.map((flat) => {
+    const fields = new Map<string, string>();
+    for (let n = 0; n + 1 < flat.length; n += 2) fields.set(flat[n]!, flat[n + 1]!);
+    return fields;
+  });
+}
+
+/** Up, not flagged down or disconnected, and reporting itself a replica with its link to the primary up. */
+function isHealthyReplica(replica: Map<string, string>): boolean {
+  return (
+    replica.get('flags') === 'slave' &&
+    replica.get('role-reported') === 'slave' &&
+    replica.get('master-link-status') === 'ok'
+  );
 }
