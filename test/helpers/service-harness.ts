@@ -12,6 +12,10 @@ export type ServiceHarness = {
   baseUrl: string;
   adminKey: string;
   prefix: string;
+  /**
+   * The suite's Redis (process.env.REDIS_URL), cleaned of `prefix` by stop(). A harness given its own
+   * REDIS_URL in `env` (chaos deployments, Sentinel, Cluster) must open its own connection to that one.
+   */
   redis: Redis;
   /** Where this process's Prometheus metrics are served: the API, or the probe server of worker roles. */
   metricsUrl: string;
