@@ -207,6 +207,14 @@ export async function startRedisSentinel(masterName = 'clipmod-primary'): Promis
     ];
     return Number(port);
   };
+  /** Every Sentinel names one primary, which has its replica online, and all see that replica healthy. */
+  const isSettled = async () => {
+    const named = new Set(await Promise.all(sentinelPorts.map(primaryNamedBy)));
+    const [port] = [...named];
+    if (named.size !== 1 || port === undefined || !(await hasReplicaOnline(port))) return false;
+    const views = await Promise.all(sentinelPorts.map((at) => replicasSeenBy(at, masterName)));
+    return views.every((replicas) => replicas.length === 1 && replicas.every(isHealthyReplica));
+  };
   return {
     url: `redis+sentinel://${hosts}/${masterName}`,
     ports: [primary, replica],
@@ -215,25 +223,25 @@ export async function startRedisSentinel(masterName = 'clipmod-primary'): Promis
     primaryPort: () => primaryNamedBy(sentinelPorts[0]!),
     killNode: (port) => killChild(dataNodes.get(port)),
     async restartNode(port) {
-      startReplica(port, await primaryNamedBy(sentinelPorts[0]!));
-      await waitFor(`the restarted node on ${port} in sync`, () => isReplicaInSync(port), 30_000).catch(
+      // Only once every Sentinel names the same new primary: restarted while a failover is still
+      // being decided, the node was once promoted straight back (a CI run of 2026-11-29).
+      let primary = 0;
+      await waitFor(`the Sentinels to agree on a primary other than ${port}`, async () => {
+        const named = new Set(await Promise.all(sentinelPorts.map(primaryNamedBy)));
+        primary = named.size === 1 ? [...named][0]! : port;
+        return primary !== port;
+      });
+      startReplica(port, primary);
+      // Settled rather than "this node in sync": should the Sentinels still promote it, a healthy pair
+      // with the other node as replica is as good for the callers.
+      await waitFor('the restarted node to rejoin a settled pair', isSettled, 30_000).catch(
         (error: Error) => {
           throw new Error(`${error.message}; its log ends:\n${logTail(group.dir, port)}`);
         },
       );
     },
     settled: (timeoutMs = 30_000) =>
-      waitFor(
-        'the Sentinels to agree on a primary with its replica online',
-        async () => {
-          const named = new Set(await Promise.all(sentinelPorts.map(primaryNamedBy)));
-          const [port] = [...named];
-          if (named.size !== 1 || port === undefined || !(await hasReplicaOnline(port))) return false;
-          const views = await Promise.all(sentinelPorts.map((at) => replicasSeenBy(at, masterName)));
-          return views.every((replicas) => replicas.length === 1 && replicas.every(isHealthyReplica));
-        },
-        timeoutMs,
-      ),
+      waitFor('the Sentinels to agree on a primary with its replica online', isSettled, timeoutMs),
     stop: () => group.stop(),
   };
 }
