@@ -63,7 +63,8 @@ async function submit(image: Uint8Array): Promise<string> {
     headers: { 'content-type': 'image/png' },
     body: image,
   });
-  expect(response.status).toBe(202);
+  // 202 normally; 200 when a fast worker finished the job before the API read the record back.
+  expect([200, 202]).toContain(response.status);
   return ((await response.json()) as { id: string }).id;
 }
 
